@@ -1,0 +1,1 @@
+"""The HTTP face of hookledger: webhook intake, reads, health, metrics."""

@@ -1,0 +1,42 @@
+"""The Litestar application."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures.state import State
+from litestar.exceptions import HTTPException
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from api.correlation import correlation_middleware
+from api.errors import hookledger_error, http_error, unexpected_error
+from api.routes.health import health, healthz, metrics
+from api.routes.reads import order_events
+from api.routes.webhooks import receive_webhook
+from api.services import Services
+from events.errors import HookledgerError
+
+
+def create_app(services: Services) -> Litestar:
+    """Build the app around ready services; their start and stop run in its lifespan."""
+    return Litestar(
+        route_handlers=[receive_webhook, order_events, healthz, health, metrics],
+        middleware=[correlation_middleware],
+        exception_handlers={
+            HookledgerError: hookledger_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+        on_startup=list(services.on_startup),
+        on_shutdown=list(services.on_shutdown),
+        openapi_config=OpenAPIConfig(
+            title="hookledger",
+            version=services.version,
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        request_max_body_size=services.max_body_bytes,
+        # Logging is configured once by the composition root (JSON lines).
+        logging_config=None,
+        state=State({"services": services}),
+    )

@@ -1,0 +1,54 @@
+"""Correlation ids: taken from X-Request-ID or X-Cloud-Trace-Context, else made
+up; echoed as X-Request-ID and available to logs and event metadata."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from events.correlation import correlation_id
+
+_SAFE = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
+
+
+def pick_correlation_id(request_id: str | None, trace_context: str | None) -> str:
+    """The caller's id if it is sane, else the trace id, else a new one."""
+    if request_id and _SAFE.match(request_id):
+        return request_id
+    if trace_context:
+        trace = trace_context.split("/", 1)[0]
+        if _SAFE.match(trace):
+            return trace
+    return uuid.uuid4().hex
+
+
+def correlation_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
+            await app(scope, receive, send)
+            return
+        request_id = trace = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"x-cloud-trace-context":
+                trace = value.decode("latin-1")
+        ident = pick_correlation_id(request_id, trace)
+        token = correlation_id.set(ident)
+        echoed = ident.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", echoed))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            correlation_id.reset(token)
+
+    return middleware

@@ -1,0 +1,81 @@
+"""The one place where errors become HTTP answers: ``{"error", "detail"}`` JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from events.errors import (
+    BodyTooLarge,
+    DatabaseRefused,
+    HookledgerError,
+    MalformedBody,
+    NotFound,
+    SignatureRejected,
+    Unavailable,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("hookledger.api")
+
+AnyRequest = Request[Any, Any, Any]
+
+RETRY_AFTER_SECONDS = 2
+
+STATUS: dict[type[HookledgerError], int] = {
+    MalformedBody: 400,
+    SignatureRejected: 401,
+    NotFound: 404,
+    BodyTooLarge: 413,
+    UnsupportedMediaType: 415,
+    Unavailable: 503,
+    DatabaseRefused: 500,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def status_of(exc: HookledgerError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+def error_response(status: int, code: str, detail: str) -> Response[dict[str, str]]:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return Response({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def hookledger_error(request: AnyRequest, exc: HookledgerError) -> Response[dict[str, str]]:
+    status = status_of(exc)
+    level = logging.ERROR if status >= 500 else logging.WARNING
+    log.log(
+        level,
+        "request refused",
+        extra={"path": request.url.path, "status": status, "error": exc.code, "detail": exc.detail},
+    )
+    return error_response(status, exc.code, exc.detail)
+
+
+def http_error(request: AnyRequest, exc: HTTPException) -> Response[dict[str, str]]:
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "http_error")
+    if status >= 500:
+        log.error("request failed", extra={"path": request.url.path, "status": status})
+    return error_response(status, code, str(exc.detail))
+
+
+def unexpected_error(request: AnyRequest, exc: Exception) -> Response[dict[str, str]]:
+    log.exception("unexpected error", extra={"path": request.url.path})
+    return error_response(500, "internal_error", "an unexpected error occurred; it was logged")

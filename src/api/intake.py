@@ -1,0 +1,106 @@
+"""From an HTTP delivery to ledger events: bounded body, JSON, event records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from api.providers.base import Adapter, Normalised
+from events.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
+from events.model import NewEvent
+
+MAX_DEPTH = 64
+_NUL_ESCAPE = b"\\u0000"
+
+
+def check_content_type(content_type: str | None) -> None:
+    """JSON bodies only: ``application/json`` or any ``application/*+json``."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {media or 'none'!r}"
+        )
+
+
+def check_declared_length(content_length: str | None, limit: int) -> None:
+    """Refuse early when the declared length is already over the limit."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise BodyTooLarge(f"the body is {content_length} bytes; the limit is {limit}")
+
+
+def decode_json(body: bytes) -> tuple[Any, bytes]:
+    """Parse a body; return it and the JSON text to store as the payload.
+
+    The stored text is re-encoded, so it is always valid for Postgres' jsonb,
+    which cannot hold NUL characters: those become U+FFFD in the payload (the
+    raw bytes keep them).
+    """
+    if not body:
+        raise MalformedBody("the body is empty")
+    try:
+        parsed = msgspec.json.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedBody("the body is nested too deeply") from exc
+    if _depth(parsed) > MAX_DEPTH:
+        raise MalformedBody(f"the body is nested more than {MAX_DEPTH} levels deep")
+    encoded = msgspec.json.encode(parsed)
+    if _NUL_ESCAPE in encoded:
+        encoded = msgspec.json.encode(_without_nul(parsed))
+    return parsed, encoded
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def to_new_events(
+    adapter: Adapter,
+    found: list[Normalised],
+    payload_json: bytes,
+    body: bytes,
+    headers: Mapping[str, str],
+    correlation_id: str | None,
+) -> list[NewEvent]:
+    """The ledger records for a verified delivery."""
+    metadata: dict[str, Any] = {
+        "correlation_id": correlation_id,
+        "scheme": adapter.scheme,
+        "headers": {h: headers[h] for h in adapter.signature_headers if h in headers},
+    }
+    if (agent := headers.get("user-agent")) is not None:
+        metadata["user_agent"] = agent[:200]
+    return [
+        NewEvent(
+            provider=adapter.name,
+            event_id=item.event_id,
+            stream=item.stream,
+            type=item.type,
+            payload_json=payload_json if len(found) == 1 else msgspec.json.encode(item.payload),
+            raw=body,
+            occurred_at=item.occurred_at,
+            metadata=metadata if item.order_id is None else {**metadata, "order_id": item.order_id},
+        )
+        for item in found
+    ]

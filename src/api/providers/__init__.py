@@ -1,0 +1,1 @@
+"""Provider adapters: one signature scheme each, and how to read their bodies."""

@@ -1,0 +1,106 @@
+"""What every provider adapter provides, and the helpers they share."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from events.errors import MalformedBody, SignatureRejected
+
+MAX_KEY_LENGTH = 256
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+class Normalised(msgspec.Struct, frozen=True):
+    """One event read out of a provider's body."""
+
+    event_id: str
+    type: str
+    order_id: str | None
+    stream: str
+    occurred_at: datetime | None
+    payload: Any
+
+
+class Adapter(ABC):
+    """A provider: checks a delivery's signature and reads its events."""
+
+    name: str
+    scheme: str
+    signature_headers: tuple[str, ...] = ()
+
+    def __init__(self, secrets: Sequence[str], secret_setting: str) -> None:
+        self.secrets = tuple(secrets)
+        self.secret_setting = secret_setting
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        """Raise SignatureRejected unless the delivery is signed by a known secret."""
+        if not self.secrets:
+            raise SignatureRejected(
+                f"no secret is configured for provider {self.name!r}: set {self.secret_setting}"
+            )
+        self.check_signature(headers, body, now)
+
+    @abstractmethod
+    def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None: ...
+
+    @abstractmethod
+    def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
+        """The events in a verified, parsed body; MalformedBody if it is not one of ours."""
+
+
+def stream_for(order_id: str | None, fallback: str) -> str:
+    """Events of an order share its stream; others get a stream of their own."""
+    return f"order-{order_id}" if order_id is not None else fallback
+
+
+def identifier(value: Any, what: str) -> str:
+    """A non-empty id of bounded length (a string or an integer in the body)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedBody(f"{what} must be a string or an integer")
+    text = str(value).strip()
+    if not text:
+        raise MalformedBody(f"{what} is empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise MalformedBody(f"{what} is longer than {MAX_KEY_LENGTH} characters")
+    return text
+
+
+def event_name(value: Any, what: str) -> str:
+    """An event type such as ``order.created``."""
+    if not isinstance(value, str) or not _NAME.match(value) or len(value) > 100:
+        raise MalformedBody(f"{what} must be a name like 'order.created'")
+    return value
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time or epoch seconds; None when absent or unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if not 1 <= moment.astimezone(UTC).year <= 9999:
+            return None
+        return moment.astimezone(UTC)
+    return None
+
+
+def json_object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise MalformedBody("the body must be a JSON object")
+    return payload

@@ -1,0 +1,46 @@
+"""The shop's order source, signed with Standard Webhooks; event id = ``webhook-id``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from api.providers.base import (
+    Adapter,
+    Normalised,
+    event_name,
+    identifier,
+    json_object,
+    parse_time,
+    stream_for,
+)
+from api.signatures import verify_standard_webhooks
+
+
+class PostPurchase(Adapter):
+    name = "post-purchase"
+    scheme = "standard-webhooks"
+    signature_headers = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+    def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        verify_standard_webhooks(self.secrets, headers, body, now)
+
+    def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
+        body = json_object(payload)
+        kind = event_name(body.get("event"), "event")
+        order = identifier(body.get("orderId"), "orderId")
+        occurred = (
+            parse_time(body.get("occurredAt"))
+            or parse_time(body.get("createdAt"))
+            or parse_time(int(headers["webhook-timestamp"]))
+        )
+        return [
+            Normalised(
+                event_id=identifier(headers.get("webhook-id"), "webhook-id"),
+                type=kind,
+                order_id=order,
+                stream=stream_for(order, ""),
+                occurred_at=occurred,
+                payload=body,
+            )
+        ]

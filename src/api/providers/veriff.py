@@ -1,0 +1,106 @@
+"""Veriff: hex HMAC-SHA256 of the body in ``X-HMAC-SIGNATURE`` (or ``X-Signature``).
+
+Veriff sends no delivery id, so the event id is built from what identifies a
+delivery, and a resend of the same delivery maps to the same id:
+
+- decision webhook (``verification`` object):
+  ``decision:<verification.id>:<code>:<status>:<decisionTime>``
+- event webhook (``id``, ``attemptId``, ``action``): ``event:<id>:<attemptId>:<action>``
+- the simplified legacy shape (``{"event": ..., "id": ..., "status": ...}``): ``id``
+
+Missing parts are left empty. ``vendorData`` carries the order id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from api.providers.base import (
+    Adapter,
+    Normalised,
+    event_name,
+    identifier,
+    json_object,
+    parse_time,
+    stream_for,
+)
+from api.signatures import verify_hex_hmac
+from events.errors import MalformedBody
+
+
+class Veriff(Adapter):
+    name = "veriff"
+    scheme = "hmac-sha256-hex"
+    signature_headers = ("x-hmac-signature", "x-signature")
+
+    def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        signature = headers.get("x-hmac-signature") or headers.get("x-signature")
+        verify_hex_hmac(self.secrets, body, signature)
+
+    def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
+        body = json_object(payload)
+        if isinstance(body.get("verification"), dict):
+            return [self._decision(body, body["verification"])]
+        if "action" in body and "id" in body:
+            return [self._session_event(body)]
+        if "id" in body and ("status" in body or "event" in body):
+            return [self._simplified(body)]
+        raise MalformedBody("not a Veriff decision, event or verification.updated body")
+
+    def _decision(self, body: dict[str, Any], verification: dict[str, Any]) -> Normalised:
+        session = identifier(verification.get("id"), "verification.id")
+        status = event_name(verification.get("status"), "verification.status")
+        code = _part(verification.get("code"))
+        decided = verification.get("decisionTime", body.get("decisionTime"))
+        order = _order(verification.get("vendorData", body.get("vendorData")))
+        return Normalised(
+            event_id=f"decision:{session}:{code}:{status}:{_part(decided)}",
+            type=f"verification.{status}",
+            order_id=order,
+            stream=stream_for(order, f"veriff-{session}"),
+            occurred_at=parse_time(decided),
+            payload=body,
+        )
+
+    def _session_event(self, body: dict[str, Any]) -> Normalised:
+        session = identifier(body.get("id"), "id")
+        action = event_name(body.get("action"), "action")
+        attempt = _part(body.get("attemptId"))
+        order = _order(body.get("vendorData"))
+        return Normalised(
+            event_id=f"event:{session}:{attempt}:{action}",
+            type=f"verification.{action}",
+            order_id=order,
+            stream=stream_for(order, f"veriff-{session}"),
+            occurred_at=parse_time(body.get("acceptanceTime") or body.get("time")),
+            payload=body,
+        )
+
+    def _simplified(self, body: dict[str, Any]) -> Normalised:
+        event_id = identifier(body.get("id"), "id")
+        status = body.get("status")
+        kind = (
+            f"verification.{event_name(status, 'status')}"
+            if status is not None
+            else event_name(body.get("event"), "event")
+        )
+        order = _order(body.get("vendorData"))
+        return Normalised(
+            event_id=event_id,
+            type=kind,
+            order_id=order,
+            stream=stream_for(order, f"veriff-{event_id}"),
+            occurred_at=parse_time(body.get("time") or body.get("createdAt")),
+            payload=body,
+        )
+
+
+def _part(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _order(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return identifier(value, "vendorData")

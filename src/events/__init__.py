@@ -1,0 +1,1 @@
+"""The ledger: event types, group-commit append, ordered reads, hash chain."""

@@ -1,0 +1,265 @@
+"""Group commit: one writer per process turns many concurrent appends into one
+transaction, one flush, one NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from events.chain import GENESIS, event_hash
+from events.connector import Connection, Database, Session
+from events.errors import AppenderStopped, DatabaseRefused, DatabaseUnavailable, HookledgerError
+from events.model import AppendOutcome, NewEvent
+from events.queries import QUERIES
+
+log = logging.getLogger(__name__)
+
+BatchObserver = Callable[[int, float], None]
+"""Called after each committed batch with its size and its seconds."""
+
+Key = tuple[str, str]
+
+
+class _Pending:
+    __slots__ = ("event", "future")
+
+    def __init__(self, event: NewEvent, future: asyncio.Future[AppendOutcome]) -> None:
+        self.event = event
+        self.future = future
+
+
+_STOP = object()
+
+
+class Appender:
+    """Appends events; each ``append`` returns once its event is committed.
+
+    With ``group_commit`` a single writer task drains whatever is queued (up to
+    ``max_batch``) into one transaction. Without it, each append commits on its
+    own: kept for comparison in the benchmark.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 512,
+        group_commit: bool = True,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._group_commit = group_commit
+        self._observe = observe
+        self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._conn: Connection | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        if self._group_commit and self._writer is None:
+            self._writer = asyncio.create_task(self._run(), name="hookledger-appender")
+
+    async def stop(self) -> None:
+        """Refuse new appends, finish every queued one, then close."""
+        self._closing = True
+        if self._writer is not None:
+            await self._queue.put(_STOP)
+            await self._writer
+            self._writer = None
+        await self._drop_connection()
+
+    async def append(self, event: NewEvent) -> AppendOutcome:
+        """Append one event and wait until it is durable (or known a duplicate)."""
+        return (await self.append_many([event]))[0]
+
+    async def append_many(self, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+        """Append several events; all are written in the same batch."""
+        if self._closing:
+            raise AppenderStopped("the service is shutting down")
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(event, loop.create_future()) for event in events]
+        if not self._group_commit:
+            await self._write_alone(pending)
+        else:
+            for item in pending:
+                self._queue.put_nowait(item)
+        return [await item.future for item in pending]
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._write_batch([p for p in batch if isinstance(p, _Pending)])
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        live = [p for p in batch if not p.future.done()]
+        if not live:
+            return
+        try:
+            conn = await self._connection()
+            started = time.perf_counter()
+            async with conn.transaction() as session:
+                outcomes = await write(session, [p.event for p in live])
+            self._observed(len(live), time.perf_counter() - started)
+        except DatabaseUnavailable as exc:
+            await self._drop_connection()
+            log.warning("append batch failed", extra={"batch": len(live), "error": exc.detail})
+            _fail(live, exc)
+        except DatabaseRefused as exc:
+            if len(live) == 1:
+                log.error("append refused", extra={"error": exc.detail})
+                _fail(live, exc)
+                return
+            # One bad event must not sink its neighbours: retry each alone (appends
+            # are idempotent by key, and nothing of the failed batch was kept).
+            log.warning("append batch refused, retrying one by one", extra={"batch": len(live)})
+            for item in live:
+                await self._write_batch([item])
+        except Exception as exc:
+            log.exception("append batch crashed", extra={"batch": len(live)})
+            _fail(live, DatabaseRefused(f"{type(exc).__name__}: {exc}"))
+        else:
+            _resolve(live, outcomes)
+
+    async def _write_alone(self, pending: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            async with self._db.transaction() as session:
+                outcomes = await write(session, [p.event for p in pending])
+        except HookledgerError as exc:
+            _fail(pending, exc)
+        else:
+            self._observed(len(pending), time.perf_counter() - started)
+            _resolve(pending, outcomes)
+
+    def _observed(self, size: int, seconds: float) -> None:
+        if self._observe is not None:
+            self._observe(size, seconds)
+
+    async def _connection(self) -> Connection:
+        if self._conn is None or self._conn.broken:
+            await self._drop_connection()
+            self._conn = await self._db.connect()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except HookledgerError as exc:
+                log.info("closing a failed connection", extra={"error": exc.detail})
+
+
+def _fail(batch: list[_Pending], exc: Exception) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+
+def _resolve(batch: list[_Pending], outcomes: list[AppendOutcome]) -> None:
+    for item, outcome in zip(batch, outcomes, strict=True):
+        if not item.future.done():
+            item.future.set_result(outcome)
+
+
+async def write(session: Session, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+    """Append ``events`` inside the caller's transaction, in order.
+
+    Takes the global append lock, skips keys already recorded (in the ledger or
+    earlier in this batch), extends each stream's chain, and sends one NOTIFY.
+    """
+    providers = [e.provider for e in events]
+    event_ids = [e.event_id for e in events]
+    streams = sorted({e.stream for e in events})
+    _, found, heads = await session.pipelined(
+        [
+            (QUERIES["take_append_lock"], ()),
+            (QUERIES["find_recorded"], (providers, event_ids)),
+            (QUERIES["lock_stream_heads"], (streams,)),
+        ]
+    )
+    recorded: dict[Key, tuple[int, bytes]] = {(r[0], r[1]): (r[2], r[3]) for r in found}
+    head: dict[str, tuple[int, str]] = {r[0]: (r[1], r[2]) for r in heads}
+    recorded_at = datetime.now(UTC)
+
+    columns: list[list[object]] = [[] for _ in range(12)]
+    digests: dict[Key, bytes] = {}
+    for event in events:
+        key = (event.provider, event.event_id)
+        if key in recorded or key in digests:
+            continue
+        digest = hashlib.sha256(event.raw).digest()
+        digests[key] = digest
+        version, prev_hash = head.get(event.stream, (0, GENESIS))
+        version += 1
+        hash_ = event_hash(
+            prev_hash=prev_hash,
+            stream=event.stream,
+            stream_version=version,
+            provider=event.provider,
+            event_id=event.event_id,
+            type=event.type,
+            occurred_at=event.occurred_at,
+            recorded_at=recorded_at,
+            raw_sha256=digest.hex(),
+        )
+        head[event.stream] = (version, hash_)
+        row = (
+            event.provider, event.event_id, event.stream, version, event.type,
+            event.occurred_at, recorded_at, event.payload_json.decode(), event.raw,
+            _encode_metadata(event), prev_hash, hash_,
+        )  # fmt: skip
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+
+    positions: dict[Key, int] = {}
+    if digests:
+        touched = sorted({str(s) for s in columns[2]})
+        inserted, _, _ = await session.pipelined(
+            [
+                (QUERIES["insert_events"], columns),
+                (
+                    QUERIES["upsert_stream_heads"],
+                    (touched, [head[s][0] for s in touched], [head[s][1] for s in touched]),
+                ),
+                (QUERIES["notify_appended"], ("",)),
+            ]
+        )
+        positions = {(r[1], r[2]): r[0] for r in inserted}
+
+    outcomes: list[AppendOutcome] = []
+    answered: set[Key] = set()
+    for event in events:
+        key = (event.provider, event.event_id)
+        if key in recorded:
+            position, digest = recorded[key]
+            duplicate = True
+        else:
+            # Only the first occurrence of a key in this batch is new.
+            position, digest = positions[key], digests[key]
+            duplicate = key in answered
+        answered.add(key)
+        conflict = duplicate and digest != hashlib.sha256(event.raw).digest()
+        outcomes.append(AppendOutcome(position=position, duplicate=duplicate, conflict=conflict))
+    return outcomes
+
+
+def _encode_metadata(event: NewEvent) -> str:
+    return msgspec.json.encode(event.metadata).decode()

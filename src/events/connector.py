@@ -1,0 +1,189 @@
+"""The only module that imports psycopg: connections, pooling, and the
+translation of driver errors into hookledger's own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, LiteralString
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from events.errors import DatabaseRefused, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+Statement = tuple[LiteralString, Sequence[Any]]
+
+# Errors after which the connection (or the server) cannot be trusted: the caller
+# may retry later. Everything else is the database refusing what we sent.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    psycopg_pool.PoolClosed,
+    OSError,
+)
+_CAUGHT: tuple[type[BaseException], ...] = (psycopg.Error, *_UNAVAILABLE)
+
+
+def _translate(exc: BaseException) -> Exception:
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip())
+    return DatabaseRefused(f"{type(exc).__name__}: {exc}".strip())
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except _CAUGHT as exc:
+        raise _translate(exc) from exc
+
+
+class Session:
+    """One connection inside one transaction (or autocommit), driver hidden."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        self._conn = conn
+
+    async def execute(self, query: LiteralString, params: Sequence[Any] = ()) -> None:
+        async with _translated():
+            # Without parameters the simple protocol runs, which allows several statements.
+            await self._conn.execute(query, params or None)
+
+    async def fetch_all(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Row]:
+        async with _translated():
+            cur = await self._conn.execute(query, params)
+            return await cur.fetchall()
+
+    async def fetch_one(self, query: LiteralString, params: Sequence[Any] = ()) -> Row | None:
+        async with _translated():
+            cur = await self._conn.execute(query, params)
+            return await cur.fetchone()
+
+    async def pipelined(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Send several statements in one round trip; return each one's rows."""
+        async with _translated():
+            async with self._conn.pipeline():
+                cursors = []
+                for query, params in statements:
+                    cur = self._conn.cursor()
+                    await cur.execute(query, params)
+                    cursors.append(cur)
+            return [await cur.fetchall() if cur.description else [] for cur in cursors]
+
+    async def stream_rows(
+        self, query: LiteralString, params: Sequence[Any] = (), size: int = 2000
+    ) -> AsyncIterator[Row]:
+        """Iterate a large result through a server-side cursor."""
+        async with _translated(), self._conn.cursor(name="hookledger_stream") as cur:
+            await cur.execute(query, params)
+            while rows := await cur.fetchmany(size):
+                for row in rows:
+                    yield row
+
+
+class Database:
+    """A pool for ordinary work, plus dedicated connections for long-lived jobs."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        acquire_timeout: float = 3.0,
+        connect_timeout: int = 5,
+    ) -> None:
+        self.url = url
+        self._connect_kwargs: dict[str, Any] = {"connect_timeout": connect_timeout}
+        self._acquire_timeout = acquire_timeout
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs=self._connect_kwargs,
+            timeout=acquire_timeout,
+            # A stale connection (the server restarted) is found before use.
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            reconnect_timeout=0,
+        )
+
+    async def open(self) -> None:
+        """Open the pool without waiting for the database to answer."""
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        """A pooled connection inside one transaction, committed on success."""
+        async with _translated(), self._pool.connection() as conn, conn.transaction():
+            yield Session(conn)
+
+    async def connect(self, *, autocommit: bool = False) -> Connection:
+        """A connection of its own, outside the pool; the caller closes it."""
+        async with _translated():
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=autocommit, **self._connect_kwargs
+            )
+        return Connection(conn)
+
+    @asynccontextmanager
+    async def dedicated(self, *, autocommit: bool = False) -> AsyncIterator[Connection]:
+        """A connection of its own, outside the pool, closed on exit."""
+        conn = await self.connect(autocommit=autocommit)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def fetch_all(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Row]:
+        async with self.transaction() as session:
+            return await session.fetch_all(query, params)
+
+    async def fetch_one(self, query: LiteralString, params: Sequence[Any] = ()) -> Row | None:
+        async with self.transaction() as session:
+            return await session.fetch_one(query, params)
+
+
+class Connection:
+    """A dedicated connection: transactions on demand, and LISTEN."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        self._conn = conn
+
+    @property
+    def broken(self) -> bool:
+        return self._conn.broken or self._conn.closed
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        async with _translated(), self._conn.transaction():
+            yield Session(self._conn)
+
+    def session(self) -> Session:
+        """Statements outside an explicit transaction (autocommit connections)."""
+        return Session(self._conn)
+
+    async def listen(self, channel: LiteralString) -> None:
+        async with _translated():
+            await self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+    async def wait_notify(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a notification; True if one came."""
+        async with _translated():
+            async for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        return False

@@ -1,0 +1,84 @@
+"""The one exception hierarchy of hookledger.
+
+    HookledgerError
+    ├── InputError                  the caller sent something we refuse (4xx)
+    │   ├── MalformedBody           400: not JSON, or not a body the provider sends
+    │   ├── SignatureRejected       401: missing/bad signature, stale timestamp, no secret
+    │   ├── NotFound                404: unknown provider, unknown order
+    │   ├── BodyTooLarge            413
+    │   └── UnsupportedMediaType    415
+    ├── Unavailable                 retrying later can help (503 + Retry-After)
+    │   ├── DatabaseUnavailable     the database does not answer
+    │   └── AppenderStopped         the process is shutting down
+    ├── DatabaseRefused             the database rejected a statement for another reason (500)
+    ├── MigrationError              a migration is missing, edited or failed
+    └── ChainBroken                 a stream's hash chain does not verify
+
+HTTP statuses are assigned in exactly one place: ``api.errors``.
+"""
+
+from __future__ import annotations
+
+
+class HookledgerError(Exception):
+    """Base of every error hookledger raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InputError(HookledgerError):
+    code = "bad_request"
+
+
+class MalformedBody(InputError):
+    code = "malformed_body"
+
+
+class SignatureRejected(InputError):
+    code = "signature_rejected"
+
+
+class NotFound(InputError):
+    code = "not_found"
+
+
+class BodyTooLarge(InputError):
+    code = "body_too_large"
+
+
+class UnsupportedMediaType(InputError):
+    code = "unsupported_media_type"
+
+
+class Unavailable(HookledgerError):
+    code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+
+
+class AppenderStopped(Unavailable):
+    code = "shutting_down"
+
+
+class DatabaseRefused(HookledgerError):
+    code = "database_refused"
+
+
+class MigrationError(HookledgerError):
+    code = "migration_error"
+
+
+class ChainBroken(HookledgerError):
+    code = "chain_broken"
+
+    def __init__(self, stream: str, version: int, reason: str) -> None:
+        super().__init__(f"stream {stream!r} breaks at version {version}: {reason}")
+        self.stream = stream
+        self.version = version
+        self.reason = reason

@@ -1,0 +1,55 @@
+"""Event types: what is appended and what is read back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event about to be appended.
+
+    ``payload_json`` is the JSON text stored as ``payload`` (jsonb); ``raw`` is the
+    exact bytes received, kept so that a signature can be checked again later.
+    """
+
+    provider: str
+    event_id: str
+    stream: str
+    type: str
+    payload_json: bytes
+    raw: bytes
+    occurred_at: datetime | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class AppendOutcome(msgspec.Struct, frozen=True):
+    """What became of one appended event.
+
+    ``duplicate`` means the idempotency key was already recorded (``position`` is
+    the original's); ``conflict`` means it was recorded with a different body.
+    """
+
+    position: int
+    duplicate: bool = False
+    conflict: bool = False
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as the ledger holds it."""
+
+    position: int
+    provider: str
+    event_id: str
+    stream: str
+    stream_version: int
+    type: str
+    occurred_at: datetime | None
+    recorded_at: datetime
+    payload: Any
+    raw: bytes
+    metadata: dict[str, Any]
+    prev_hash: str
+    hash: str

@@ -1,0 +1,72 @@
+-- Every query of the ledger, each under a "-- name: NAME" header.
+
+-- name: take_append_lock
+-- Appends are serialised across processes: positions then commit in order, so
+-- a reader of "position > cursor" can never skip a late-committing event.
+SELECT pg_advisory_xact_lock(7254910833)
+
+-- name: find_recorded
+SELECT e.provider, e.event_id, e.position, sha256(e.raw) AS raw_digest
+FROM events AS e
+JOIN unnest(%b::text[], %b::text[]) AS k(provider, event_id)
+  ON e.provider = k.provider AND e.event_id = k.event_id
+
+-- name: lock_stream_heads
+SELECT stream, version, last_hash
+FROM streams
+WHERE stream = ANY(%b::text[])
+FOR UPDATE
+
+-- name: insert_events
+INSERT INTO events (provider, event_id, stream, stream_version, type, occurred_at,
+                    recorded_at, payload, raw, metadata, prev_hash, hash)
+SELECT provider, event_id, stream, stream_version, type, occurred_at,
+       recorded_at, payload::jsonb, raw, metadata::jsonb, prev_hash, hash
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::int8[], %b::text[], %b::timestamptz[],
+            %b::timestamptz[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[])
+     AS t(provider, event_id, stream, stream_version, type, occurred_at,
+          recorded_at, payload, raw, metadata, prev_hash, hash)
+RETURNING position, provider, event_id
+
+-- name: upsert_stream_heads
+INSERT INTO streams (stream, version, last_hash, updated_at)
+SELECT stream, version, last_hash, now()
+FROM unnest(%b::text[], %b::int8[], %b::text[]) AS t(stream, version, last_hash)
+ON CONFLICT (stream) DO UPDATE
+SET version = excluded.version, last_hash = excluded.last_hash, updated_at = excluded.updated_at
+
+-- name: notify_appended
+SELECT pg_notify('hookledger_events', %s)
+
+-- name: read_after
+SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
+       recorded_at, payload, raw, metadata, prev_hash, hash
+FROM events
+WHERE position > %s
+ORDER BY position
+LIMIT %s
+
+-- name: read_stream
+SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
+       recorded_at, payload, raw, metadata, prev_hash, hash
+FROM events
+WHERE stream = %s
+ORDER BY stream_version
+
+-- name: read_all_by_stream
+SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
+       recorded_at, payload, raw, metadata, prev_hash, hash
+FROM events
+ORDER BY stream, stream_version
+
+-- name: stream_heads
+SELECT stream, version, last_hash FROM streams ORDER BY stream
+
+-- name: stream_head
+SELECT stream, version, last_hash FROM streams WHERE stream = %s
+
+-- name: last_position
+SELECT coalesce(max(position), 0) FROM events
+
+-- name: ping
+SELECT 1

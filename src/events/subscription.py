@@ -1,0 +1,84 @@
+"""Follow the ledger: every committed event exactly once, in position order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from events.connector import Connection, Database
+from events.errors import DatabaseUnavailable
+from events.model import RecordedEvent
+from events.store import read_after
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "hookledger_events"
+
+
+class Subscription:
+    """Batches of events after a cursor, woken by NOTIFY.
+
+    NOTIFY is only a hint: a read also happens every ``poll_interval`` seconds,
+    so a lost notification (or a lost listening connection) delays, never skips.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        after: int = 0,
+        batch_size: int = 1000,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._db = db
+        self.position = after
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._listener: Connection | None = None
+
+    async def batches(self) -> AsyncIterator[list[RecordedEvent]]:
+        """Yield non-empty batches forever; the cursor advances as each is taken."""
+        try:
+            while True:
+                await self._listen()
+                try:
+                    events = await read_after(self._db, self.position, self._batch_size)
+                except DatabaseUnavailable as exc:
+                    # A read is idempotent: wait and read again from the same cursor.
+                    log.warning("cannot read new events", extra={"error": exc.detail})
+                    await asyncio.sleep(self._poll_interval)
+                    continue
+                if events:
+                    self.position = events[-1].position
+                    yield events
+                    continue
+                await self._wait()
+        finally:
+            await self._unlisten()
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.broken:
+            return
+        try:
+            listener = await self._db.connect(autocommit=True)
+            await listener.listen(CHANNEL)
+        except DatabaseUnavailable as exc:
+            log.warning("cannot listen for new events", extra={"error": exc.detail})
+            return
+        self._listener = listener
+
+    async def _wait(self) -> None:
+        if self._listener is None:
+            await asyncio.sleep(self._poll_interval)
+            return
+        try:
+            await self._listener.wait_notify(self._poll_interval)
+        except DatabaseUnavailable as exc:
+            log.warning("lost the listening connection", extra={"error": exc.detail})
+            await self._unlisten()
+
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()

@@ -1,0 +1,67 @@
+"""Secret values: given directly or as ``file:/path``; never logged.
+
+On the embedded database (a newcomer's laptop) a provider without a configured
+secret gets a generated local one, kept in ``DATA_DIR/local-secrets.json``, so
+``hookledger send`` can sign for it. With a real database URL nothing is made up:
+a provider without a secret refuses every delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as random
+from pathlib import Path
+
+from hookledger.settings import Settings, SettingsError, split_values
+
+LOCAL_SECRETS_FILE = "local-secrets.json"
+
+
+def resolve(value: str, setting: str) -> tuple[str, ...]:
+    """All active values of a secret setting."""
+    values: list[str] = []
+    for part in split_values(value):
+        if part.startswith("file:"):
+            path = Path(part.removeprefix("file:"))
+            try:
+                values.extend(split_values(path.read_text()))
+            except OSError as exc:
+                raise SettingsError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+        else:
+            values.append(part)
+    return tuple(values)
+
+
+def provider_secrets(settings: Settings) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each inbound provider's setting name and active secret values."""
+    configured = {
+        "veriff": ("HOOKLEDGER_VERIFF_SECRET", settings.veriff_secret),
+        "post-purchase": ("HOOKLEDGER_POST_PURCHASE_SECRET", settings.post_purchase_secret),
+    }
+    local = local_secrets(settings.data_dir) if settings.embedded else {}
+    result: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for provider, (setting, value) in configured.items():
+        values = resolve(value, setting)
+        if not values and provider in local:
+            values = (local[provider],)
+        result[provider] = (setting, values)
+    return result
+
+
+def local_secrets(data_dir: Path) -> dict[str, str]:
+    """The generated secrets of a local installation, made on first use."""
+    path = data_dir / LOCAL_SECRETS_FILE
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+    made = {
+        "veriff": random.token_hex(32),
+        "post-purchase": "whsec_" + base64.b64encode(random.token_bytes(24)).decode(),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(made, handle, indent=2)
+    return made

@@ -1,0 +1,99 @@
+"""Wiring: settings in, a running application out."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from litestar import Litestar
+
+from api.app import create_app
+from api.metrics import Metrics
+from api.providers.base import Adapter
+from api.providers.post_purchase import PostPurchase
+from api.providers.veriff import Veriff
+from api.services import Services
+from events.appender import Appender
+from events.connector import Database
+from hookledger import __version__
+from hookledger.logs import configure
+from hookledger.migrations import migrate
+from hookledger.secrets import provider_secrets, resolve
+from hookledger.settings import Settings, SettingsError, from_env
+
+log = logging.getLogger("hookledger")
+
+ADAPTERS: dict[str, type[Adapter]] = {"veriff": Veriff, "post-purchase": PostPurchase}
+
+
+def build_services(settings: Settings, database_url: str) -> Services:
+    """Everything the app needs, not yet started."""
+    db = Database(database_url, max_size=settings.pool_size)
+    metrics = Metrics()
+    appender = Appender(
+        db,
+        max_batch=settings.max_batch,
+        group_commit=settings.group_commit,
+        observe=metrics.observe_batch,
+    )
+    providers: dict[str, Adapter] = {}
+    for name, (setting, values) in provider_secrets(settings).items():
+        adapter = ADAPTERS[name](values, setting)
+        if name == "post-purchase":
+            _check_standard_webhooks_secrets(setting, values)
+        providers[name] = adapter
+    tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
+    services = Services(
+        db=db,
+        appender=appender,
+        providers=providers,
+        metrics=metrics,
+        version=__version__,
+        safe_mode=settings.safe_mode,
+        max_body_bytes=settings.max_body_bytes,
+        read_tokens=tokens,
+    )
+
+    async def start() -> None:
+        await db.open()
+        await migrate(db)
+        await appender.start()
+        for name, adapter in providers.items():
+            if not adapter.secrets:
+                log.warning(
+                    "provider has no secret: every delivery will be refused",
+                    extra={"provider": name, "setting": adapter.secret_setting},
+                )
+        if not tokens:
+            log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
+
+    async def stop() -> None:
+        await appender.stop()
+        await db.close()
+
+    services.on_startup.append(start)
+    services.on_shutdown.append(stop)
+    return services
+
+
+def _check_standard_webhooks_secrets(setting: str, values: tuple[str, ...]) -> None:
+    from api.signatures import standard_webhooks_key
+
+    for value in values:
+        try:
+            standard_webhooks_key(value)
+        except ValueError as exc:
+            raise SettingsError(f"{setting}: {exc}") from None
+
+
+def app_from_env() -> Litestar:
+    """The uvicorn factory: settings from the environment, read here and only here.
+
+    ``hookledger serve`` has already put the embedded database's URL (and the
+    local secrets) into the environment when it runs one.
+    """
+    settings = from_env(os.environ)
+    configure(settings.log_level)
+    if not settings.database_url:
+        raise SettingsError("HOOKLEDGER_DATABASE_URL is not set (use `hookledger serve`)")
+    return create_app(build_services(settings, settings.database_url))
