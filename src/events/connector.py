@@ -23,19 +23,27 @@ Statement = tuple[LiteralString, Sequence[Any]]
 # Errors after which the connection (or the server) cannot be trusted: the caller
 # may retry later. Everything else is the database refusing what we sent.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
     psycopg.InterfaceError,
     psycopg_pool.PoolTimeout,
     psycopg_pool.PoolClosed,
     OSError,
 )
+# SQLSTATE classes of a lost or refusing server: connection exception, operator
+# intervention (shutdown, restart), insufficient resources.
+_UNAVAILABLE_STATES = ("08", "57P", "53")
 _CAUGHT: tuple[type[BaseException], ...] = (psycopg.Error, *_UNAVAILABLE)
 
 
 def _translate(exc: BaseException) -> Exception:
+    message = f"{type(exc).__name__}: {exc}".strip()
     if isinstance(exc, _UNAVAILABLE):
-        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}".strip())
-    return DatabaseRefused(f"{type(exc).__name__}: {exc}".strip())
+        return DatabaseUnavailable(message)
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        lost = state is None and isinstance(exc, psycopg.OperationalError)
+        if lost or (state is not None and state.startswith(_UNAVAILABLE_STATES)):
+            return DatabaseUnavailable(message)
+    return DatabaseRefused(message)
 
 
 @asynccontextmanager

@@ -1,0 +1,168 @@
+"""The group-commit appender against a real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from events.appender import Appender
+from events.connector import Database
+from events.errors import AppenderStopped, DatabaseUnavailable
+from events.store import read_after, read_stream, verify_chains
+from tests.factories import new_event
+
+
+async def test_concurrent_appends_share_batches_and_all_commit(db: Database) -> None:
+    sizes: list[int] = []
+    appender = Appender(db, observe=lambda size, _: sizes.append(size))
+    await appender.start()
+    events = [new_event(stream=f"order-{i % 7}") for i in range(300)]
+    outcomes = await asyncio.gather(*(appender.append(e) for e in events))
+    await appender.stop()
+
+    assert len({o.position for o in outcomes}) == 300
+    assert not any(o.duplicate for o in outcomes)
+    assert sum(sizes) == 300
+    assert max(sizes) > 1, "concurrent appends should be grouped into batches"
+    assert (await verify_chains(db)).events == 300
+
+
+async def test_duplicate_key_answers_original_position(db: Database) -> None:
+    appender = Appender(db)
+    await appender.start()
+    first = await appender.append(new_event(event_id="evt-1", body={"a": 1}))
+    again = await appender.append(new_event(event_id="evt-1", body={"a": 1}))
+    changed = await appender.append(new_event(event_id="evt-1", body={"a": 2}))
+    await appender.stop()
+
+    assert not first.duplicate
+    assert again.duplicate and not again.conflict and again.position == first.position
+    assert changed.duplicate and changed.conflict and changed.position == first.position
+    assert len(await read_after(db, 0)) == 1
+
+
+async def test_same_key_twice_in_one_batch_is_recorded_once(db: Database) -> None:
+    appender = Appender(db)
+    await appender.start()
+    outcomes = await appender.append_many(
+        [new_event(event_id="dup", body={"a": 1}), new_event(event_id="dup", body={"a": 1})]
+    )
+    await appender.stop()
+    assert [o.duplicate for o in outcomes] == [False, True]
+    assert outcomes[0].position == outcomes[1].position
+    assert len(await read_after(db, 0)) == 1
+
+
+async def test_refused_event_fails_alone_and_leaves_nothing_partial(db: Database) -> None:
+    appender = Appender(db)
+    await appender.start()
+    # A key longer than a btree index entry allows: Postgres refuses that row.
+    poison = new_event(event_id=secrets.token_hex(5_000))
+    good = [new_event(stream="order-ok") for _ in range(5)]
+    results = await asyncio.gather(
+        *(appender.append(e) for e in [*good[:2], poison, *good[2:]]), return_exceptions=True
+    )
+    await appender.stop()
+
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1
+    recorded = await read_after(db, 0)
+    assert sorted(e.event_id for e in recorded) == sorted(e.event_id for e in good)
+    assert (await verify_chains(db)).events == 5
+
+
+async def test_unreachable_database_fails_the_batch_as_unavailable() -> None:
+    db = Database("postgresql://postgres@127.0.0.1:1/nowhere", acquire_timeout=0.5)
+    await db.open()
+    appender = Appender(db)
+    await appender.start()
+    with pytest.raises(DatabaseUnavailable):
+        await appender.append(new_event())
+    await appender.stop()
+    await db.close()
+
+
+async def test_stopped_appender_refuses_new_events_after_draining_queued_ones(
+    db: Database,
+) -> None:
+    appender = Appender(db)
+    await appender.start()
+    pending = [asyncio.ensure_future(appender.append(new_event())) for _ in range(50)]
+    await asyncio.sleep(0)
+    await appender.stop()
+    assert all(
+        not p.exception()
+        for p in await asyncio.gather(
+            *[asyncio.wait_for(p, 5) for p in pending], return_exceptions=True
+        )
+        if isinstance(p, asyncio.Future)
+    )  # noqa: E501
+    assert len(await read_after(db, 0)) == 50
+    with pytest.raises(AppenderStopped):
+        await appender.append(new_event())
+
+
+async def test_one_commit_per_request_mode_records_the_same(db: Database) -> None:
+    appender = Appender(db, group_commit=False)
+    await appender.start()
+    outcomes = await asyncio.gather(*(appender.append(new_event()) for _ in range(20)))
+    await appender.stop()
+    assert len({o.position for o in outcomes}) == 20
+    assert (await verify_chains(db)).events == 20
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE events SET type = 'changed'", "DELETE FROM events", "TRUNCATE events"],
+)
+async def test_database_refuses_changes_to_recorded_events(
+    db: Database, database_url: str, statement: str
+) -> None:
+    appender = Appender(db)
+    await appender.start()
+    await appender.append(new_event())
+    await appender.stop()
+    with psycopg.connect(database_url) as conn, pytest.raises(psycopg.Error) as refused:
+        conn.execute(statement)  # type: ignore[arg-type]
+    assert "append-only" in str(refused.value)
+    assert len(await read_after(db, 0)) == 1
+
+
+keys = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 12)), min_size=1, max_size=40)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(keys=keys, chunk=st.integers(1, 10))
+async def test_any_append_sequence_keeps_streams_contiguous_and_in_position_order(
+    db: Database, keys: list[tuple[int, int]], chunk: int
+) -> None:
+    provider = f"p{uuid.uuid4().hex}"
+    appender = Appender(db)
+    await appender.start()
+    events = [
+        new_event(stream=f"{provider}-s{s}", event_id=f"e{e}", provider=provider, body={"e": e})
+        for s, e in keys
+    ]
+    batches = [events[i : i + chunk] for i in range(0, len(events), chunk)]
+    results = await asyncio.gather(*(appender.append_many(b) for b in batches))
+    await appender.stop()
+    outcomes = [o for batch in results for o in batch]
+
+    first_position: dict[str, int] = {}
+    for event, outcome in zip(events, outcomes, strict=True):
+        first_position.setdefault(event.event_id, outcome.position)
+        assert outcome.position == first_position[event.event_id]
+    for stream in {e.stream for e in events}:
+        recorded = await read_stream(db, stream)
+        assert [e.stream_version for e in recorded] == list(range(1, len(recorded) + 1))
+        positions = [e.position for e in recorded]
+        assert positions == sorted(positions)
+        await verify_chains(db, stream)
