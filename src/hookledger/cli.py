@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -120,6 +121,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "configured"
         print(f"hookledger listening on http://{args.host}:{args.port} (database: {where})",
               flush=True)  # fmt: skip
+        # uvicorn drains on SIGTERM, then re-raises it: turn that into a normal
+        # exit so the embedded Postgres below is stopped too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(
             "hookledger.wiring:app_from_env",
             factory=True,
@@ -132,6 +136,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=30,
         )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# pgserver counts the processes that use a server in this file and stops the
+# server when the last one leaves; a holder that was killed never leaves.
+HOLDERS_FILE = ".handle_pids.json"
 
 
 class EmbeddedPostgres:
@@ -22,6 +28,7 @@ class EmbeddedPostgres:
         import pgserver  # a heavy import, only needed on the embedded path
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_holders(self.pgdata / HOLDERS_FILE)
         get_server = pgserver.get_server  # type: ignore[attr-defined]
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         url: str = self._server.get_uri()
@@ -32,3 +39,24 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _forget_dead_holders(path: Path) -> None:
+    """Drop processes that no longer exist from pgserver's list of holders."""
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -10,7 +10,12 @@ from typing import Any
 
 from events.correlation import correlation_id
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's duplicate of the message, with terminal colours
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,8 +45,9 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
-        # Cloud Run logs every request itself; the hot path stays quiet.
+    for noisy in ("uvicorn.access", "pgserver"):
+        # Cloud Run logs every request itself; the hot path stays quiet, and the
+        # embedded server's start-up chatter is not news.
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

@@ -1,0 +1,741 @@
+"""Ingestion benchmark: the real service and Postgres, driven over HTTP by wrk.
+
+Runs ``hookledger serve`` twice on fresh scratch databases, once with group
+commit and once with one commit per request, replays unique signed webhooks
+over keep-alive connections, and prints durable events/s, latency and memory
+side by side. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from api.signatures import hmac_sha256_hex, standard_webhooks_sign
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA_SCRIPT = Path(__file__).with_name("ingest.lua")
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_PREFIX = "hl_bench_"
+VERIFF_SECRET = "bench-veriff-secret"
+# whsec_ + base64("bench-post-purchase-secret")
+POST_PURCHASE_SECRET = "whsec_YmVuY2gtcG9zdC1wdXJjaGFzZS1zZWNyZXQ="
+
+BODY_BYTES = 1024
+MIN_REQUESTS = 300_000
+# Comfortably above what two shared cores can ingest, so no request repeats.
+REQUESTS_PER_SECOND_BUDGET = 25_000
+STANDARD_WEBHOOKS_TOLERANCE = 300  # seconds; the server refuses older timestamps
+
+TARGET_RATE = 5_000.0
+TARGET_P99_MS = 30.0
+TARGET_RATIO = 3.0
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+WRK_TIMEOUT = "10s"  # well above any healthy latency, so slow requests are measured, not dropped
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    seconds: float
+    requests: int
+    status_errors: int
+    socket_errors: int
+    timeouts: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    wrapped: int
+
+
+@dataclass(frozen=True)
+class ServerSample:
+    """What the server's processes looked like just before it was stopped."""
+
+    peak_rss_mib: float
+    cpu_seconds: float
+    processes: int
+    outcomes: dict[str, int] = field(default_factory=dict)
+    mean_batch: float | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    label: str
+    events: int
+    wrk: WrkResult
+    server: ServerSample
+    log_counts: dict[str, int]
+    log_messages: list[tuple[str, int]]
+    exit_code: int | None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.wrk.seconds if self.wrk.seconds else 0.0
+
+    @property
+    def ok_responses(self) -> int:
+        return self.wrk.requests - self.wrk.status_errors
+
+
+# -- signed requests -------------------------------------------------------------
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
+def _padded(body: dict[str, Any]) -> bytes:
+    """``body`` as JSON, grown to about BODY_BYTES with a filler field."""
+    encoded = msgspec.json.encode(body)
+    missing = BODY_BYTES - len(encoded) - len(b',"note":""')
+    if missing <= 0:
+        return encoded
+    return msgspec.json.encode({**body, "note": "x" * missing})
+
+
+def _order_body(event: str, order: str, at: str, serial: int) -> bytes:
+    return _padded(
+        {
+            "event": event,
+            "orderId": order,
+            "createdAt": at,
+            "customerEmail": f"customer-{order}@example.com",
+            "currency": "EUR",
+            "orderTotal": round(19.95 * (1 + serial % 5), 2),
+            "lineItems": [
+                {
+                    "sku": f"SKU-{(serial + n) % 997:04d}",
+                    "name": f"Item {n}",
+                    "quantity": 1 + n,
+                    "unitPrice": 19.95,
+                }
+                for n in range(3)
+            ],
+            "shippingAddress": {
+                "name": "Sample Person",
+                "line1": "Main Street 1",
+                "city": "Tallinn",
+                "postalCode": "10111",
+                "country": "EE",
+            },
+        }
+    )
+
+
+def _decision_body(order: str, session: str, status: str, code: int, at: str) -> bytes:
+    return _padded(
+        {
+            "status": "success",
+            "verification": {
+                "id": session,
+                "attemptId": f"{session}-{code}",
+                "code": code,
+                "status": status,
+                "reason": None,
+                "reasonCode": None,
+                "vendorData": order,
+                "decisionTime": at,
+                "acceptanceTime": at,
+                "person": {
+                    "firstName": "SAMPLE",
+                    "lastName": "PERSON",
+                    "dateOfBirth": "1990-01-01",
+                    "nationality": "EE",
+                    "idNumber": "39001010000",
+                },
+                "document": {
+                    "type": "PASSPORT",
+                    "country": "EE",
+                    "number": "KE0000000",
+                    "validUntil": "2030-01-01",
+                },
+            },
+            "technicalData": {"ip": "203.0.113.7"},
+        }
+    )
+
+
+def _http_request(host: str, provider: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    lines = [
+        f"POST /api/v1/{provider}/webhook HTTP/1.1",
+        f"Host: {host}",
+        "User-Agent: hookledger-bench",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def signed_requests(host: str, tag: str, count: int) -> Iterator[bytes]:
+    """``count`` unique signed deliveries, four per order, half of each provider.
+
+    Each order lives through order.created, a resubmission request, an approval
+    and order.paid, so streams grow the way real ones do.
+    """
+    now = time.time()
+    stamp = int(now)
+    for serial in range(count):
+        order, step = f"{tag}-{serial // 4}", serial % 4
+        at = _iso(now + serial / 1000)
+        if step in (0, 3):
+            body = _order_body("order.created" if step == 0 else "order.paid", order, at, serial)
+            msg_id = f"msg_{tag}_{serial}"
+            yield _http_request(
+                host,
+                "post-purchase",
+                body,
+                {
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(stamp),
+                    "webhook-signature": standard_webhooks_sign(
+                        POST_PURCHASE_SECRET, msg_id, stamp, body
+                    ),
+                },
+            )
+        else:
+            status, code = ("resubmission_requested", 9103) if step == 1 else ("approved", 9001)
+            body = _decision_body(order, f"session-{order}", status, code, at)
+            yield _http_request(
+                host, "veriff", body, {"X-HMAC-Signature": hmac_sha256_hex(VERIFF_SECRET, body)}
+            )
+
+
+def write_request_files(prefix: Path, host: str, total: int, threads: int) -> list[Path]:
+    """One file per wrk thread (``prefix.N``), records of ``<length>\\n<request>``."""
+    tag = uuid.uuid4().hex[:10]
+    paths = []
+    for index in range(threads):
+        path = prefix.with_name(f"{prefix.name}.{index}")
+        with path.open("wb", buffering=1 << 20) as out:
+            for request in signed_requests(host, f"{tag}-{index}", total // threads):
+                out.write(b"%d\n" % len(request))
+                out.write(request)
+        paths.append(path)
+    return paths
+
+
+# -- databases ---------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def admin_url(url: str) -> str:
+    """The given URL, or its server's ``postgres`` database when it names none."""
+    return url if urlsplit(url).path.strip("/") else with_database(url, "postgres")
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def count_events(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def postgres_context(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        values = [
+            str(row[0]) if (row := conn.execute(query).fetchone()) else "?"
+            for query in ("SHOW server_version", "SHOW synchronous_commit", "SHOW fsync")
+        ]
+    return f"Postgres {values[0]} (synchronous_commit={values[1]}, fsync={values[2]})"
+
+
+# -- the server --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    # http.client rather than httpx/urllib: no proxy settings can send this off the machine.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (uvicorn's workers when workers > 1)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces or parentheses: fields start after the last ")".
+        parent = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def peak_rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+class Server:
+    """``hookledger serve`` as an operator runs it, in its own process group."""
+
+    def __init__(self, database_url: str, workers: int, group_commit: bool, log: Path) -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.log = log
+        self.env = {
+            **os.environ,
+            "HOOKLEDGER_DATABASE_URL": database_url,
+            "HOOKLEDGER_VERIFF_SECRET": VERIFF_SECRET,
+            "HOOKLEDGER_POST_PURCHASE_SECRET": POST_PURCHASE_SECRET,
+            "HOOKLEDGER_GROUP_COMMIT": "true" if group_commit else "false",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hookledger.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Ctrl-C reaches only the harness, which then stops the server cleanly.
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if http_get(self.port, "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the server was not ready in {READY_TIMEOUT:.0f} s:\n{self.tail()}")
+
+    def pids(self) -> list[int]:
+        return descendants(self.proc.pid) if self.proc is not None else []
+
+    def sample(self, cpu_before: float) -> ServerSample:
+        pids = self.pids()
+        outcomes: dict[str, int] = {}
+        mean_batch = None
+        if self.workers == 1:
+            # With several workers /metrics answers for whichever one gets the request.
+            outcomes, mean_batch = _read_metrics(http_get(self.port, "/metrics", 10.0)[1])
+        return ServerSample(
+            peak_rss_mib=sum(peak_rss_kib(pid) for pid in pids) / 1024,
+            cpu_seconds=cpu_seconds(pids) - cpu_before,
+            processes=len(pids),
+            outcomes=outcomes,
+            mean_batch=mean_batch,
+        )
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                print(
+                    f"  server ignored SIGTERM for {STOP_TIMEOUT:.0f} s; killing it",
+                    file=sys.stderr,
+                )
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _read_metrics(text: bytes) -> tuple[dict[str, int], float | None]:
+    outcomes: dict[str, int] = {}
+    sums: dict[str, float] = {}
+    for line in text.decode().splitlines():
+        if match := re.match(r"hookledger_webhooks_total\{(.*)\} (\S+)$", line):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            key = f"{labels.get('provider')}:{labels.get('outcome')}"
+            outcomes[key] = outcomes.get(key, 0) + int(float(match.group(2)))
+        elif match := re.match(r"hookledger_append_batch_size_(sum|count) (\S+)$", line):
+            sums[match.group(1)] = float(match.group(2))
+    mean = sums["sum"] / sums["count"] if sums.get("count") else None
+    return outcomes, mean
+
+
+def summarise_log(path: Path) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    """Lines per severity, and the most frequent warnings and errors."""
+    severities: Counter[str] = Counter()
+    problems: Counter[str] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            severities["plain"] += 1
+            continue
+        if not isinstance(record, dict):
+            severities["plain"] += 1
+            continue
+        severity = str(record.get("severity", "?"))
+        severities[severity] += 1
+        if severity in ("WARNING", "ERROR", "CRITICAL"):
+            detail = record.get("error") or record.get("detail") or ""
+            problems[f"{severity} {record.get('message')} {detail}".strip()[:160]] += 1
+    return dict(severities), problems.most_common(5)
+
+
+# -- wrk ---------------------------------------------------------------------------
+
+
+def run_wrk(wrk: str, port: int, prefix: Path, args: argparse.Namespace) -> WrkResult:
+    command = [
+        wrk,
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
+        "--timeout",
+        WRK_TIMEOUT,
+        "-s",
+        str(LUA_SCRIPT),
+        f"http://127.0.0.1:{port}/",
+        "--",
+        str(prefix),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.duration + 120, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("HLBENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    if args.verbose:
+        print(done.stdout)
+    data = json.loads(line.removeprefix("HLBENCH "))
+    return WrkResult(
+        seconds=data["duration_us"] / 1e6,
+        requests=data["requests"],
+        status_errors=data["status_errors"],
+        socket_errors=data["connect_errors"] + data["read_errors"] + data["write_errors"],
+        timeouts=data["timeouts"],
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        wrapped=data["wrapped"],
+    )
+
+
+# -- one run -----------------------------------------------------------------------
+
+
+def run(
+    label: str,
+    group_commit: bool,
+    wrk: str,
+    server_url: str,
+    workdir: Path,
+    args: argparse.Namespace,
+) -> RunResult:
+    slug = "group" if group_commit else "single"
+    with scratch_database(server_url) as url:
+        server = Server(url, args.workers, group_commit, workdir / f"server-{slug}.log")
+        total = args.requests or max(MIN_REQUESTS, args.duration * REQUESTS_PER_SECOND_BUDGET)
+        print(f"[{label}] signing {total:,} requests ...", flush=True)
+        started = time.monotonic()
+        prefix = workdir / f"requests-{slug}"
+        files = write_request_files(prefix, f"127.0.0.1:{server.port}", total, args.wrk_threads)
+        try:
+            print(
+                f"[{label}] starting the server (database {url.rsplit('/', 1)[1]}) ...", flush=True
+            )
+            try:
+                server.start()
+                # The server refuses post-purchase timestamps older than the tolerance.
+                if time.monotonic() - started + args.duration > STANDARD_WEBHOOKS_TOLERANCE:
+                    print(
+                        f"[{label}] warning: signatures expire during the run; expect 401s",
+                        file=sys.stderr,
+                    )
+                cpu_before = cpu_seconds(server.pids())
+                print(
+                    f"[{label}] wrk: {args.connections} connections for {args.duration} s ...",
+                    flush=True,
+                )
+                measured = run_wrk(wrk, server.port, prefix, args)
+                sample = server.sample(cpu_before)
+            finally:
+                exit_code = server.stop()
+        finally:
+            for path in files:
+                path.unlink(missing_ok=True)
+        # After the stop: the server has drained its queue, so this is what is durable.
+        events = count_events(url)
+    counts, messages = summarise_log(server.log)
+    return RunResult(label, events, measured, sample, counts, messages, exit_code)
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(group: RunResult, single: RunResult, args: argparse.Namespace, context: str) -> None:
+    ratio = group.rate / single.rate if single.rate else float("inf")
+
+    def cpu_per_event(result: RunResult) -> str:
+        if not result.events:
+            return "n/a"
+        return f"{result.server.cpu_seconds * 1000 / result.events:.3f}"
+
+    def batch(result: RunResult) -> str:
+        return f"{result.server.mean_batch:.1f}" if result.server.mean_batch else "n/a"
+
+    rows: list[tuple[str, str, str, str]] = [
+        (
+            "durable events/s",
+            f"{group.rate:,.0f}",
+            f"{single.rate:,.0f}",
+            f">= {TARGET_RATE:,.0f}  {_verdict(group.rate >= TARGET_RATE)}",
+        ),
+        ("p50 latency (ms)", f"{group.wrk.p50_ms:.1f}", f"{single.wrk.p50_ms:.1f}", ""),
+        ("p90 latency (ms)", f"{group.wrk.p90_ms:.1f}", f"{single.wrk.p90_ms:.1f}", ""),
+        (
+            "p99 latency (ms)",
+            f"{group.wrk.p99_ms:.1f}",
+            f"{single.wrk.p99_ms:.1f}",
+            f"<= {TARGET_P99_MS:.0f}  {_verdict(group.wrk.p99_ms <= TARGET_P99_MS)}",
+        ),
+        ("max latency (ms)", f"{group.wrk.max_ms:.0f}", f"{single.wrk.max_ms:.0f}", ""),
+        ("events in the database", f"{group.events:,}", f"{single.events:,}", ""),
+        ("responses completed", f"{group.wrk.requests:,}", f"{single.wrk.requests:,}", ""),
+        ("non-2xx responses", f"{group.wrk.status_errors:,}", f"{single.wrk.status_errors:,}", "0"),
+        (
+            "socket errors / timeouts",
+            f"{group.wrk.socket_errors} / {group.wrk.timeouts}",
+            f"{single.wrk.socket_errors} / {single.wrk.timeouts}",
+            "0 / 0",
+        ),
+        (
+            "server peak RSS (MiB)",
+            f"{group.server.peak_rss_mib:.0f}",
+            f"{single.server.peak_rss_mib:.0f}",
+            "",
+        ),
+        ("server CPU (ms/event)", cpu_per_event(group), cpu_per_event(single), ""),
+        ("mean commit batch (events)", batch(group), batch(single), ""),
+        ("measured seconds", f"{group.wrk.seconds:.1f}", f"{single.wrk.seconds:.1f}", ""),
+    ]
+    header = ("", "group commit", "one commit/request", "target (group commit)")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    print()
+    print(
+        f"hookledger ingest: {args.duration} s per run, {args.connections} keep-alive "
+        f"connections, {args.workers} server worker(s), wrk {args.wrk_threads} thread(s)"
+    )
+    print(f"{os.cpu_count()} CPUs shared by server, Postgres and wrk; {context}")
+    print()
+    for row in [header, *rows]:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
+    print()
+    print(
+        f"group commit / one commit per request: {ratio:.2f}x   "
+        f"target >= {TARGET_RATIO:.0f}x  {_verdict(ratio >= TARGET_RATIO)}"
+    )
+
+    for result in (group, single):
+        notes = []
+        in_flight = result.events - result.ok_responses
+        if abs(in_flight) > args.connections:
+            notes.append(f"{result.events:,} events but {result.ok_responses:,} 2xx responses")
+        if result.wrk.wrapped:
+            notes.append("wrk ran out of requests and replayed some (use --requests)")
+        if result.server.outcomes:
+            outcomes = ", ".join(f"{k}={v:,}" for k, v in sorted(result.server.outcomes.items()))
+            notes.append(f"server outcomes: {outcomes}")
+        if result.exit_code not in (0, None):
+            notes.append(f"server exit code {result.exit_code}")
+        logged = ", ".join(f"{k}={v:,}" for k, v in sorted(result.log_counts.items()))
+        notes.append(f"server log lines: {logged or 'none'}")
+        notes.extend(f"  {count:,} x {message}" for message, count in result.log_messages)
+        print(f"\n{result.label}:")
+        for note in notes:
+            print(f"  {note}")
+
+
+# -- main --------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ingest", description=__doc__.splitlines()[0] if __doc__ else ""
+    )
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run (default 15)")
+    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_SERVER,
+        help="any database on the Postgres server to use; scratch databases are made beside it",
+    )
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=1,
+        help="wrk threads (default 1: the server needs the cores)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        help="signed requests to prepare per run (default: plenty)",
+    )
+    parser.add_argument("--log-dir", type=Path, help="keep the server logs in this directory")
+    parser.add_argument("--verbose", action="store_true", help="also print wrk's own report")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.duration <= 0 or args.workers <= 0 or args.wrk_threads <= 0:
+        print("--duration, --workers and --wrk-threads must be positive", file=sys.stderr)
+        return 2
+    if args.connections < args.wrk_threads:
+        print("--connections must be at least --wrk-threads", file=sys.stderr)
+        return 2
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print(
+            "wrk is not installed; the benchmark needs it as a cheap load generator.\n"
+            "Install it with:  sudo apt-get update && sudo apt-get install -y wrk\n"
+            "(macOS: brew install wrk)",
+            file=sys.stderr,
+        )
+        return 2
+    host = urlsplit(args.database_url).hostname
+    if host is not None and host not in LOOPBACK:
+        print(
+            f"refusing database host {host!r}: the benchmark stays on this machine", file=sys.stderr
+        )
+        return 2
+    server_url = admin_url(args.database_url)
+    try:
+        context = postgres_context(server_url)
+    except psycopg.Error as exc:
+        print(f"cannot reach Postgres at {server_url}: {exc}", file=sys.stderr)
+        return 2
+    inherited = sorted(k for k in os.environ if k.startswith("HOOKLEDGER_"))
+    if inherited:
+        print(f"note: the server inherits {', '.join(inherited)} from this environment")
+
+    with tempfile.TemporaryDirectory(prefix="hl-bench-") as scratch:
+        workdir = Path(scratch)
+        try:
+            group = run("group commit", True, wrk, server_url, workdir, args)
+            single = run("one commit per request", False, wrk, server_url, workdir, args)
+        except KeyboardInterrupt:
+            print("interrupted; the server was stopped and the databases dropped", file=sys.stderr)
+            return 130
+        except RuntimeError as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if args.log_dir is not None:
+                args.log_dir.mkdir(parents=True, exist_ok=True)
+                for log in workdir.glob("server-*.log"):
+                    shutil.copy(log, args.log_dir / log.name)
+    report(group, single, args, context)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
