@@ -14,7 +14,7 @@ def new_event(
     stream: str = "order-1",
     event_id: str | None = None,
     provider: str = "test",
-    type: str = "order.created",  # noqa: A002 - mirrors the ledger's column
+    type: str = "order.created",
     body: dict[str, Any] | None = None,
 ) -> NewEvent:
     raw = json.dumps(body if body is not None else {"n": uuid.uuid4().hex}).encode()

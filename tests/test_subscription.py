@@ -28,7 +28,7 @@ async def test_subscriber_sees_every_event_of_concurrent_writers_once_in_replay_
             f"w{i}",
             str(PER_WRITER),
             cwd=ROOT,
-        )  # fmt: skip
+        )
         for i in range(WRITERS)
     ]
     seen: list[int] = []

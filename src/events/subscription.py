@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from events.connector import Connection, Database
 from events.errors import DatabaseUnavailable
@@ -37,7 +37,7 @@ class Subscription:
         self._poll_interval = poll_interval
         self._listener: Connection | None = None
 
-    async def batches(self) -> AsyncIterator[list[RecordedEvent]]:
+    async def batches(self) -> AsyncGenerator[list[RecordedEvent]]:
         """Yield non-empty batches forever; the cursor advances as each is taken."""
         try:
             while True:
