@@ -124,7 +124,7 @@ async def test_database_refuses_changes_to_recorded_events(
     await appender.append(new_event())
     await appender.stop()
     with psycopg.connect(database_url) as conn, pytest.raises(psycopg.Error) as refused:
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
     assert "append-only" in str(refused.value)
     assert len(await read_after(db, 0)) == 1
 
