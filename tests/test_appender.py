@@ -161,3 +161,19 @@ async def test_any_append_sequence_keeps_streams_contiguous_and_in_position_orde
         positions = [e.position for e in recorded]
         assert positions == sorted(positions)
         await verify_chains(db, stream)
+
+
+async def test_writer_role_may_append_but_never_change_events(
+    db: Database, database_url: str
+) -> None:
+    appender = Appender(db)
+    await appender.start()
+    await appender.append(new_event())
+    await appender.stop()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET ROLE hookledger_writer")
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            conn.execute("UPDATE events SET type = 'changed'")
+        # Refused by the grants, before the append-only trigger is even reached.
+        assert "permission denied for table events" in str(refused.value)

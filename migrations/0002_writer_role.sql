@@ -1,0 +1,17 @@
+-- A least-privilege role for the service: it may read and append events, never
+-- change them. Operators grant it to the service's login user
+-- (GRANT hookledger_writer TO <user>). Roles are cluster-wide; where the migrating
+-- user may not create roles, the grants are skipped with a notice.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hookledger_writer') THEN
+        CREATE ROLE hookledger_writer NOLOGIN;
+    END IF;
+    GRANT SELECT, INSERT ON events TO hookledger_writer;
+    GRANT SELECT, INSERT, UPDATE ON streams TO hookledger_writer;
+    GRANT SELECT ON schema_migrations TO hookledger_writer;
+EXCEPTION
+    WHEN insufficient_privilege OR unique_violation OR duplicate_object THEN
+        RAISE NOTICE 'hookledger_writer role not set up: %', SQLERRM;
+END
+$$;
