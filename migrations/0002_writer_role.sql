@@ -4,14 +4,17 @@
 -- user may not create roles, the grants are skipped with a notice.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hookledger_writer') THEN
+    BEGIN
         CREATE ROLE hookledger_writer NOLOGIN;
-    END IF;
+    EXCEPTION
+        -- Made already, by this or another database's migration (maybe concurrently).
+        WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
     GRANT SELECT, INSERT ON events TO hookledger_writer;
     GRANT SELECT, INSERT, UPDATE ON streams TO hookledger_writer;
     GRANT SELECT ON schema_migrations TO hookledger_writer;
 EXCEPTION
-    WHEN insufficient_privilege OR unique_violation OR duplicate_object THEN
+    WHEN insufficient_privilege THEN
         RAISE NOTICE 'hookledger_writer role not set up: %', SQLERRM;
 END
 $$;
