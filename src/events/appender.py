@@ -34,7 +34,8 @@ class _Pending:
         self.future = future
 
 
-_STOP = object()
+# Put on the queue by stop(): the writer finishes what came before it, then exits.
+_STOP: list[_Pending] = []
 
 
 class Appender:
@@ -57,7 +58,7 @@ class Appender:
         self._max_batch = max_batch
         self._group_commit = group_commit
         self._observe = observe
-        self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[_Pending]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._conn: Connection | None = None
         self._closing = False
@@ -80,7 +81,7 @@ class Appender:
         return (await self.append_many([event]))[0]
 
     async def append_many(self, events: Sequence[NewEvent]) -> list[AppendOutcome]:
-        """Append several events; all are written in the same batch."""
+        """Append several events (one delivery's); they are written in the same batch."""
         if self._closing:
             raise AppenderStopped("the service is shutting down")
         loop = asyncio.get_running_loop()
@@ -88,24 +89,24 @@ class Appender:
         if not self._group_commit:
             await self._write_alone(pending)
         else:
-            for item in pending:
-                self._queue.put_nowait(item)
+            # One delivery's events stay together: they commit (or fail) as one.
+            self._queue.put_nowait(pending)
         return [await item.future for item in pending]
 
     async def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = await self._queue.get()
-            if first is _STOP:
+            unit = await self._queue.get()
+            if unit is _STOP:
                 break
-            batch = [first]
+            batch = list(unit)
             while len(batch) < self._max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is _STOP:
+                unit = self._queue.get_nowait()
+                if unit is _STOP:
                     stopping = True
                     break
-                batch.append(item)
-            await self._write_batch([p for p in batch if isinstance(p, _Pending)])
+                batch.extend(unit)
+            await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.done()]
