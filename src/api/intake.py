@@ -28,8 +28,9 @@ def check_content_type(content_type: str | None) -> None:
 
 def check_declared_length(content_length: str | None, limit: int) -> None:
     """Refuse early when the declared length is already over the limit."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise BodyTooLarge(f"the body is {content_length} bytes; the limit is {limit}")
+    declared = content_length or ""
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is {declared} bytes; the limit is {limit}")
 
 
 def decode_json(body: bytes) -> tuple[Any, bytes]:
@@ -43,7 +44,7 @@ def decode_json(body: bytes) -> tuple[Any, bytes]:
         raise MalformedBody("the body is empty")
     try:
         parsed = msgspec.json.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise MalformedBody("the body is nested too deeply") from exc
@@ -55,13 +56,14 @@ def decode_json(body: bytes) -> tuple[Any, bytes]:
     return parsed, encoded
 
 
-def _depth(value: Any, level: int = 1) -> int:
+def _depth(value: Any, level: int = 0) -> int:
+    """How many containers deep ``value`` nests (a scalar is 0, ``[]`` is 1)."""
     if level > MAX_DEPTH:
         return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
     if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
     return level
 
 

@@ -33,6 +33,8 @@ def verify_hex_hmac(secrets: Sequence[str], body: bytes, signature: str | None) 
 def standard_webhooks_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
     encoded = secret.removeprefix("whsec_")
+    # Some senders drop the base64 padding; the reference library tolerates that too.
+    encoded += "=" * (-len(encoded) % 4)
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -27,7 +27,12 @@ GENESIS = "0" * 64
 
 def format_time(moment: datetime) -> str:
     """The one textual form of a timestamp, used in hashes and in every read."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    u = moment.astimezone(UTC)
+    # Spelled out: strftime's %Y does not zero-pad years before 1000 on every platform.
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
+    )
 
 
 def event_hash(

@@ -94,9 +94,10 @@ def parse_time(value: Any) -> datetime | None:
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        if not 1 <= moment.astimezone(UTC).year <= 9999:
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # a time that falls outside years 1..9999 in UTC
             return None
-        return moment.astimezone(UTC)
     return None
 
 

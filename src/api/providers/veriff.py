@@ -51,11 +51,11 @@ class Veriff(Adapter):
     def _decision(self, body: dict[str, Any], verification: dict[str, Any]) -> Normalised:
         session = identifier(verification.get("id"), "verification.id")
         status = event_name(verification.get("status"), "verification.status")
-        code = _part(verification.get("code"))
+        code = _part(verification.get("code"), "verification.code")
         decided = verification.get("decisionTime", body.get("decisionTime"))
         order = _order(verification.get("vendorData", body.get("vendorData")))
         return Normalised(
-            event_id=f"decision:{session}:{code}:{status}:{_part(decided)}",
+            event_id=f"decision:{session}:{code}:{status}:{_part(decided, 'decisionTime')}",
             type=f"verification.{status}",
             order_id=order,
             stream=stream_for(order, f"veriff-{session}"),
@@ -66,7 +66,7 @@ class Veriff(Adapter):
     def _session_event(self, body: dict[str, Any]) -> Normalised:
         session = identifier(body.get("id"), "id")
         action = event_name(body.get("action"), "action")
-        attempt = _part(body.get("attemptId"))
+        attempt = _part(body.get("attemptId"), "attemptId")
         order = _order(body.get("vendorData"))
         return Normalised(
             event_id=f"event:{session}:{attempt}:{action}",
@@ -96,8 +96,13 @@ class Veriff(Adapter):
         )
 
 
-def _part(value: Any) -> str:
-    return "" if value is None else str(value)
+def _part(value: Any, what: str) -> str:
+    """An optional part of a derived event id: absent, or a short string or integer."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > 64:
+        raise MalformedBody(f"{what} must be a string or integer of at most 64 characters")
+    return str(value)
 
 
 def _order(value: Any) -> str | None:

@@ -1,0 +1,246 @@
+"""Settings from the environment, and secrets given directly, in files, or generated."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api.signatures import standard_webhooks_key
+from hookledger.secrets import LOCAL_SECRETS_FILE, local_secrets, provider_secrets, resolve
+from hookledger.settings import Settings, SettingsError, from_env, split_values
+
+# --- from_env -----------------------------------------------------------------------
+
+
+def test_from_env_gives_defaults_for_an_empty_environment() -> None:
+    assert from_env({}) == Settings()
+    assert Settings().embedded is True
+
+
+def test_from_env_reads_every_setting() -> None:
+    loaded = from_env(
+        {
+            "HOOKLEDGER_DATABASE_URL": "postgresql://db/hl",
+            "HOOKLEDGER_DATA_DIR": "/var/lib/hl",
+            "HOOKLEDGER_MAX_BODY_BYTES": "2048",
+            "HOOKLEDGER_VERIFF_SECRET": "v-secret",
+            "HOOKLEDGER_POST_PURCHASE_SECRET": "whsec_c2VjcmV0",
+            "HOOKLEDGER_API_TOKEN": "t1,t2",
+            "HOOKLEDGER_SAFE_MODE": "off",
+            "HOOKLEDGER_LOG_LEVEL": "DEBUG",
+            "HOOKLEDGER_GROUP_COMMIT": "no",
+            "HOOKLEDGER_MAX_BATCH": "64",
+            "HOOKLEDGER_POOL_SIZE": "3",
+        }
+    )
+    assert loaded == Settings(
+        database_url="postgresql://db/hl",
+        data_dir=Path("/var/lib/hl"),
+        max_body_bytes=2048,
+        veriff_secret="v-secret",
+        post_purchase_secret="whsec_c2VjcmV0",
+        api_token="t1,t2",
+        safe_mode=False,
+        log_level="DEBUG",
+        group_commit=False,
+        max_batch=64,
+        pool_size=3,
+    )
+    assert loaded.embedded is False
+    assert isinstance(loaded.data_dir, Path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("On", True),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("OFF", False),
+    ],
+)
+def test_from_env_reads_booleans(raw: str, expected: bool) -> None:
+    assert from_env({"HOOKLEDGER_SAFE_MODE": raw}).safe_mode is expected
+    assert from_env({"HOOKLEDGER_GROUP_COMMIT": raw}).group_commit is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "y", "enabled", "truee", "-1"])
+def test_from_env_rejects_a_boolean_it_cannot_read_and_names_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match="HOOKLEDGER_SAFE_MODE") as caught:
+        from_env({"HOOKLEDGER_SAFE_MODE": raw})
+    assert repr(raw) in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", 1), ("512", 512), (" 42 ", 42)])
+def test_from_env_reads_positive_integers(raw: str, expected: int) -> None:
+    assert from_env({"HOOKLEDGER_MAX_BATCH": raw}).max_batch == expected
+
+
+@pytest.mark.parametrize(
+    "variable", ["HOOKLEDGER_MAX_BODY_BYTES", "HOOKLEDGER_MAX_BATCH", "HOOKLEDGER_POOL_SIZE"]
+)
+@pytest.mark.parametrize("raw", ["ten", "1.5", "1e6", "0x10", "12kb"])
+def test_from_env_rejects_a_non_integer_and_names_the_variable(variable: str, raw: str) -> None:
+    with pytest.raises(SettingsError, match=f"{variable} must be an integer"):
+        from_env({variable: raw})
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "-512"])
+def test_from_env_rejects_integers_that_are_not_positive(raw: str) -> None:
+    with pytest.raises(SettingsError, match="HOOKLEDGER_POOL_SIZE must be positive"):
+        from_env({"HOOKLEDGER_POOL_SIZE": raw})
+
+
+def test_from_env_treats_empty_values_as_unset_and_ignores_unknown_keys() -> None:
+    loaded = from_env(
+        {
+            "HOOKLEDGER_DATABASE_URL": "",
+            "HOOKLEDGER_MAX_BATCH": "",
+            "HOOKLEDGER_SAFE_MODE": "",
+            "HOOKLEDGER_NOT_A_SETTING": "x",
+            "DATABASE_URL": "postgresql://elsewhere/db",
+            "hookledger_max_batch": "3",
+        }
+    )
+    assert loaded == Settings()
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+# --- split_values -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", ()),
+        ("  ,, ", ()),
+        ("one", ("one",)),
+        ("one two", ("one", "two")),
+        ("one,two", ("one", "two")),
+        (" one ,\ttwo\nthree,,four ", ("one", "two", "three", "four")),
+        ("whsec_YQ== whsec_Yg==", ("whsec_YQ==", "whsec_Yg==")),
+    ],
+)
+def test_split_values_splits_on_spaces_and_commas(value: str, expected: tuple[str, ...]) -> None:
+    assert split_values(value) == expected
+
+
+tokens = st.text(
+    alphabet=st.characters(blacklist_categories=["Z", "Cc"], blacklist_characters=","),
+    min_size=1,
+    max_size=12,
+)
+separators = st.text(alphabet=" ,\t\n", min_size=1, max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(tokens, max_size=5), glue=st.lists(separators, min_size=6, max_size=6))
+def test_split_values_recovers_every_token_whatever_the_separators(
+    parts: list[str], glue: list[str]
+) -> None:
+    text = glue[0] + "".join(part + sep for part, sep in zip(parts, glue[1:], strict=False))
+    assert split_values(text) == tuple(parts)
+
+
+# --- secrets.resolve ----------------------------------------------------------------
+
+
+def test_resolve_returns_direct_values() -> None:
+    assert resolve("a, b c", "HOOKLEDGER_VERIFF_SECRET") == ("a", "b", "c")
+    assert resolve("", "HOOKLEDGER_VERIFF_SECRET") == ()
+
+
+def test_resolve_reads_file_values_and_mixes_them_with_direct_ones(tmp_path: Path) -> None:
+    current = tmp_path / "veriff.secret"
+    current.write_text("new-secret\nold-secret\n")
+    rotated = tmp_path / "rotated.secret"
+    rotated.write_text("  extra  ")
+    value = f"direct file:{current},file:{rotated}"
+    assert resolve(value, "HOOKLEDGER_VERIFF_SECRET") == (
+        "direct",
+        "new-secret",
+        "old-secret",
+        "extra",
+    )
+
+
+def test_resolve_of_an_empty_file_gives_no_secret(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    assert resolve(f"file:{empty}", "HOOKLEDGER_VERIFF_SECRET") == ()
+
+
+def test_resolve_names_the_setting_and_path_of_an_unreadable_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.secret"
+    with pytest.raises(SettingsError, match="HOOKLEDGER_POST_PURCHASE_SECRET") as caught:
+        resolve(f"file:{missing}", "HOOKLEDGER_POST_PURCHASE_SECRET")
+    assert str(missing) in str(caught.value)
+
+
+def test_resolve_does_not_put_secret_values_in_its_errors(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        resolve(f"very-secret-value file:{tmp_path / 'nope'}", "HOOKLEDGER_API_TOKEN")
+    assert "very-secret-value" not in str(caught.value)
+
+
+# --- generated local secrets --------------------------------------------------------
+
+
+def test_local_secrets_creates_the_file_with_mode_0600(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data" / "nested"
+    made = local_secrets(data_dir)
+    path = data_dir / LOCAL_SECRETS_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == made
+    assert set(made) == {"veriff", "post-purchase"}
+
+
+def test_local_secrets_reuses_the_file_it_made(tmp_path: Path) -> None:
+    first = local_secrets(tmp_path)
+    second = local_secrets(tmp_path)
+    assert first == second
+    assert local_secrets(tmp_path / "elsewhere") != first
+
+
+def test_local_secrets_are_usable_by_their_schemes(tmp_path: Path) -> None:
+    made = local_secrets(tmp_path)
+    assert len(bytes.fromhex(made["veriff"])) == 32
+    assert made["post-purchase"].startswith("whsec_")
+    key = standard_webhooks_key(made["post-purchase"])
+    assert len(key) == 24
+    assert base64.b64encode(key).decode() == made["post-purchase"].removeprefix("whsec_")
+
+
+def test_provider_secrets_on_embedded_fall_back_to_local_secrets(tmp_path: Path) -> None:
+    loaded = Settings(data_dir=tmp_path, veriff_secret="configured-1 configured-2")
+    result = provider_secrets(loaded)
+    local = local_secrets(tmp_path)
+    assert result["veriff"] == ("HOOKLEDGER_VERIFF_SECRET", ("configured-1", "configured-2"))
+    assert result["post-purchase"] == (
+        "HOOKLEDGER_POST_PURCHASE_SECRET",
+        (local["post-purchase"],),
+    )
+
+
+def test_provider_secrets_with_a_database_url_make_nothing_up(tmp_path: Path) -> None:
+    loaded = Settings(database_url="postgresql://db/hl", data_dir=tmp_path)
+    assert provider_secrets(loaded) == {
+        "veriff": ("HOOKLEDGER_VERIFF_SECRET", ()),
+        "post-purchase": ("HOOKLEDGER_POST_PURCHASE_SECRET", ()),
+    }
+    assert not (tmp_path / LOCAL_SECRETS_FILE).exists()
