@@ -407,27 +407,21 @@ def test_metrics_count_webhooks_by_provider_and_outcome_and_append_batches(
 # -- signed bodies the providers cannot send: refused, never a server error ------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a NUL in an id reaches Postgres text columns -> 500 database_refused "
-    "(api/providers/base.py identifier() accepts control characters)",
-)
 def test_signed_body_with_a_nul_in_an_id_is_refused_as_malformed(
     shared_server: ServerProcess, shared_database_url: str
 ) -> None:
     before = count_events(shared_database_url)
     veriff = send_veriff(shared_server.url, {"id": "abc\u0000def", "status": "approved"})
+    part = send_veriff(
+        shared_server.url,
+        {"verification": {"id": "s-nul", "status": "approved", "code": "9\u0000"}},
+    )
     order = send_post_purchase(shared_server.url, order_body("nul\u0000order"))
-    assert_error(veriff, 400, "malformed_body")
-    assert_error(order, 400, "malformed_body")
+    for response in (veriff, part, order):
+        assert_error(response, 400, "malformed_body")
     assert count_events(shared_database_url) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Veriff event ids embed unbounded code/decisionTime/attemptId; an id over "
-    "the btree limit -> 500 ProgramLimitExceeded (api/providers/veriff.py _part())",
-)
 def test_signed_veriff_body_with_an_oversized_id_part_is_refused_as_malformed(
     shared_server: ServerProcess, shared_database_url: str
 ) -> None:
@@ -443,15 +437,55 @@ def test_signed_veriff_body_with_an_oversized_id_part_is_refused_as_malformed(
     assert_error(session_event, 400, "malformed_body")
     assert count_events(shared_database_url) == before
 
+    # The longest id the adapter does accept still fits the ledger's unique index.
+    longest = {
+        "verification": {
+            "id": os.urandom(128).hex(),
+            "status": "approved",
+            "code": os.urandom(32).hex(),
+            "decisionTime": os.urandom(32).hex(),
+            "vendorData": os.urandom(128).hex(),
+        }
+    }
+    assert send_veriff(shared_server.url, longest).json()["recorded"] is True
+    assert count_events(shared_database_url) == before + 1
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_time() converts to UTC outside its try: a time whose UTC form "
-    "leaves year 1..9999 raises OverflowError -> 500 (api/providers/base.py)",
-)
+
+def test_streamed_body_over_the_limit_is_counted_and_explained_like_a_declared_one(
+    database_url: str,
+) -> None:
+    server = ServerProcess(database_url, env={"HOOKLEDGER_MAX_BODY_BYTES": "512"}).start()
+    try:
+        raw = json.dumps(order_body("3002", note="x" * 1000)).encode()
+
+        def chunks() -> Iterator[bytes]:
+            yield raw[:400]
+            yield raw[400:]
+
+        streamed = httpx.post(
+            server.url + POST_PURCHASE_PATH,
+            content=chunks(),
+            headers=post_purchase_headers(raw),
+            timeout=10,
+        )
+        body = assert_error(streamed, 413, "body_too_large")
+        counted = _samples(server).get(
+            (
+                "hookledger_webhooks_total",
+                (("outcome", "body_too_large"), ("provider", "post-purchase")),
+            ),
+            0.0,
+        )
+        assert counted == 1
+        assert "512" in body["detail"]
+    finally:
+        server.stop()
+
+
 def test_signed_body_with_a_time_at_the_edge_of_the_calendar_is_not_a_server_error(
     shared_server: ServerProcess,
 ) -> None:
     for moment in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
         response = send_post_purchase(shared_server.url, order_body("8001", occurredAt=moment))
         assert response.status_code == 200, response.text
+        assert response.json()["recorded"] is True

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from events.chain import GENESIS, event_hash
-from events.connector import Connection, Database, Session
+from events.connector import Connection, Database, Row, Statement
 from events.errors import AppenderStopped, DatabaseRefused, DatabaseUnavailable, HookledgerError
 from events.model import AppendOutcome, NewEvent
 from events.queries import QUERIES
@@ -99,39 +99,39 @@ class Appender:
             unit = await self._queue.get()
             if unit is _STOP:
                 break
-            batch = list(unit)
-            while len(batch) < self._max_batch and not self._queue.empty():
+            units, size = [unit], len(unit)
+            while size < self._max_batch and not self._queue.empty():
                 unit = self._queue.get_nowait()
                 if unit is _STOP:
                     stopping = True
                     break
-                batch.extend(unit)
-            await self._write_batch(batch)
+                units.append(unit)
+                size += len(unit)
+            await self._write_batch(units)
 
-    async def _write_batch(self, batch: list[_Pending]) -> None:
-        live = [p for p in batch if not p.future.done()]
+    async def _write_batch(self, units: list[list[_Pending]]) -> None:
+        live = [p for unit in units for p in unit if not p.future.done()]
         if not live:
             return
         try:
             conn = await self._connection()
             started = time.perf_counter()
-            async with conn.transaction() as session:
-                outcomes = await write(session, [p.event for p in live])
+            outcomes = await write(conn, [p.event for p in live])
             self._observed(len(live), time.perf_counter() - started)
         except DatabaseUnavailable as exc:
             await self._drop_connection()
             log.warning("append batch failed", extra={"batch": len(live), "error": exc.detail})
             _fail(live, exc)
         except DatabaseRefused as exc:
-            if len(live) == 1:
-                log.error("append refused", extra={"error": exc.detail})
+            if len(units) == 1:
+                log.error("append refused", extra={"batch": len(live), "error": exc.detail})
                 _fail(live, exc)
                 return
-            # One bad event must not sink its neighbours: retry each alone (appends
-            # are idempotent by key, and nothing of the failed batch was kept).
+            # One bad delivery must not sink its neighbours: retry each delivery
+            # alone (appends are idempotent by key; nothing of the batch was kept).
             log.warning("append batch refused, retrying one by one", extra={"batch": len(live)})
-            for item in live:
-                await self._write_batch([item])
+            for unit in units:
+                await self._write_batch([unit])
         except Exception as exc:
             log.exception("append batch crashed", extra={"batch": len(live)})
             _fail(live, DatabaseRefused(f"{type(exc).__name__}: {exc}"))
@@ -139,10 +139,9 @@ class Appender:
             _resolve(live, outcomes)
 
     async def _write_alone(self, pending: list[_Pending]) -> None:
-        started = time.perf_counter()
         try:
-            async with self._db.transaction() as session:
-                outcomes = await write(session, [p.event for p in pending])
+            started = time.perf_counter()
+            outcomes = await write(self._db, [p.event for p in pending])
         except HookledgerError as exc:
             _fail(pending, exc)
         else:
@@ -180,87 +179,94 @@ def _resolve(batch: list[_Pending], outcomes: list[AppendOutcome]) -> None:
             item.future.set_result(outcome)
 
 
-async def write(session: Session, events: Sequence[NewEvent]) -> list[AppendOutcome]:
-    """Append ``events`` inside the caller's transaction, in order.
+async def write(target: Connection | Database, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+    """Append ``events`` in one transaction of two round trips, in order.
 
     Takes the global append lock, skips keys already recorded (in the ledger or
     earlier in this batch), extends each stream's chain, and sends one NOTIFY.
     """
-    providers = [e.provider for e in events]
-    event_ids = [e.event_id for e in events]
-    streams = sorted({e.stream for e in events})
-    _, found, heads = await session.pipelined(
-        [
+    batch = _BatchWrite(events)
+    rows = await target.two_phase(batch.first_phase(), batch.second_phase)
+    return batch.outcomes(rows)
+
+
+class _BatchWrite:
+    """One batch: what to ask first, what to write then, what to answer."""
+
+    def __init__(self, events: Sequence[NewEvent]) -> None:
+        self.events = events
+        self.recorded: dict[Key, tuple[int, bytes]] = {}
+        self.digests: dict[Key, bytes] = {}
+
+    def first_phase(self) -> list[Statement]:
+        providers = [e.provider for e in self.events]
+        event_ids = [e.event_id for e in self.events]
+        streams = sorted({e.stream for e in self.events})
+        return [
             (QUERIES["take_append_lock"], ()),
             (QUERIES["find_recorded"], (providers, event_ids)),
             (QUERIES["lock_stream_heads"], (streams,)),
         ]
-    )
-    recorded: dict[Key, tuple[int, bytes]] = {(r[0], r[1]): (r[2], r[3]) for r in found}
-    head: dict[str, tuple[int, str]] = {r[0]: (r[1], r[2]) for r in heads}
-    recorded_at = datetime.now(UTC)
 
-    columns: list[list[object]] = [[] for _ in range(12)]
-    digests: dict[Key, bytes] = {}
-    for event in events:
-        key = (event.provider, event.event_id)
-        if key in recorded or key in digests:
-            continue
-        digest = hashlib.sha256(event.raw).digest()
-        digests[key] = digest
-        version, prev_hash = head.get(event.stream, (0, GENESIS))
-        version += 1
-        hash_ = event_hash(
-            prev_hash=prev_hash,
-            stream=event.stream,
-            stream_version=version,
-            provider=event.provider,
-            event_id=event.event_id,
-            type=event.type,
-            occurred_at=event.occurred_at,
-            recorded_at=recorded_at,
-            raw_sha256=digest.hex(),
-        )
-        head[event.stream] = (version, hash_)
-        row = (
-            event.provider, event.event_id, event.stream, version, event.type,
-            event.occurred_at, recorded_at, event.payload_json.decode(), event.raw,
-            _encode_metadata(event), prev_hash, hash_,
-        )  # fmt: skip
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
+    def second_phase(self, rows: list[list[Row]]) -> list[Statement]:
+        _, found, heads = rows
+        self.recorded = {(r[0], r[1]): (r[2], bytes(r[3])) for r in found}
+        head: dict[str, tuple[int, str]] = {r[0]: (r[1], r[2]) for r in heads}
+        recorded_at = datetime.now(UTC)
 
-    positions: dict[Key, int] = {}
-    if digests:
-        touched = sorted({str(s) for s in columns[2]})
-        inserted, _, _ = await session.pipelined(
-            [
-                (QUERIES["insert_events"], columns),
-                (
-                    QUERIES["upsert_stream_heads"],
-                    (touched, [head[s][0] for s in touched], [head[s][1] for s in touched]),
-                ),
-                (QUERIES["notify_appended"], ("",)),
-            ]
-        )
-        positions = {(r[1], r[2]): r[0] for r in inserted}
+        columns: list[list[object]] = [[] for _ in range(12)]
+        for event in self.events:
+            key = (event.provider, event.event_id)
+            if key in self.recorded or key in self.digests:
+                continue
+            digest = hashlib.sha256(event.raw).digest()
+            self.digests[key] = digest
+            version, prev_hash = head.get(event.stream, (0, GENESIS))
+            version += 1
+            hash_ = event_hash(
+                prev_hash=prev_hash,
+                stream=event.stream,
+                stream_version=version,
+                provider=event.provider,
+                event_id=event.event_id,
+                type=event.type,
+                occurred_at=event.occurred_at,
+                recorded_at=recorded_at,
+                raw_sha256=digest.hex(),
+            )
+            head[event.stream] = (version, hash_)
+            row = (
+                event.provider, event.event_id, event.stream, version, event.type,
+                event.occurred_at, recorded_at, event.payload_json.decode(), event.raw,
+                msgspec.json.encode(event.metadata).decode(), prev_hash, hash_,
+            )  # fmt: skip
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        if not self.digests:
+            return []
+        touched = sorted(set(columns[2]), key=str)
+        versions = [head[str(s)][0] for s in touched]
+        hashes = [head[str(s)][1] for s in touched]
+        return [
+            (QUERIES["insert_events"], columns),
+            (QUERIES["upsert_stream_heads"], (touched, versions, hashes)),
+            (QUERIES["notify_appended"], ("",)),
+        ]
 
-    outcomes: list[AppendOutcome] = []
-    answered: set[Key] = set()
-    for event in events:
-        key = (event.provider, event.event_id)
-        if key in recorded:
-            position, digest = recorded[key]
-            duplicate = True
-        else:
-            # Only the first occurrence of a key in this batch is new.
-            position, digest = positions[key], digests[key]
-            duplicate = key in answered
-        answered.add(key)
-        conflict = duplicate and digest != hashlib.sha256(event.raw).digest()
-        outcomes.append(AppendOutcome(position=position, duplicate=duplicate, conflict=conflict))
-    return outcomes
-
-
-def _encode_metadata(event: NewEvent) -> str:
-    return msgspec.json.encode(event.metadata).decode()
+    def outcomes(self, rows: list[list[Row]]) -> list[AppendOutcome]:
+        positions: dict[Key, int] = {(r[1], r[2]): r[0] for r in rows[0]} if rows else {}
+        outcomes: list[AppendOutcome] = []
+        answered: set[Key] = set()
+        for event in self.events:
+            key = (event.provider, event.event_id)
+            if key in self.recorded:
+                position, digest = self.recorded[key]
+                duplicate = True
+            else:
+                # Only the first occurrence of a key in this batch is new.
+                position, digest = positions[key], self.digests[key]
+                duplicate = key in answered
+            answered.add(key)
+            conflict = duplicate and digest != hashlib.sha256(event.raw).digest()
+            outcomes.append(AppendOutcome(position, duplicate=duplicate, conflict=conflict))
+        return outcomes

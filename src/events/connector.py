@@ -4,7 +4,7 @@ translation of driver errors into hookledger's own."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
@@ -79,12 +79,8 @@ class Session:
         """Send several statements in one round trip; return each one's rows."""
         async with _translated():
             async with self._conn.pipeline():
-                cursors = []
-                for query, params in statements:
-                    cur = self._conn.cursor()
-                    await cur.execute(query, params)
-                    cursors.append(cur)
-            return [await cur.fetchall() if cur.description else [] for cur in cursors]
+                cursors = await _queue(self._conn, statements)
+            return await _rows(cursors)
 
     async def stream_rows(
         self, query: LiteralString, params: Sequence[Any] = (), size: int = 2000
@@ -95,6 +91,40 @@ class Session:
             while rows := await cur.fetchmany(size):
                 for row in rows:
                     yield row
+
+
+SecondPhase = Callable[[list[list[Row]]], Sequence[Statement]]
+
+
+async def _queue(
+    conn: psycopg.AsyncConnection[TupleRow], statements: Sequence[Statement]
+) -> list[psycopg.AsyncCursor[TupleRow]]:
+    cursors = []
+    for query, params in statements:
+        cur = conn.cursor()
+        await cur.execute(query, params)
+        cursors.append(cur)
+    return cursors
+
+
+async def _rows(cursors: list[psycopg.AsyncCursor[TupleRow]]) -> list[list[Row]]:
+    return [await cur.fetchall() if cur.description else [] for cur in cursors]
+
+
+async def _two_phase(
+    conn: psycopg.AsyncConnection[TupleRow], first: Sequence[Statement], then: SecondPhase
+) -> list[list[Row]]:
+    async with _translated():
+        async with conn.pipeline() as pipeline:
+            async with conn.transaction():
+                queued = await _queue(conn, first)
+                # Inside BEGIN, a sync ends nothing: it only brings the results back.
+                await pipeline.sync()
+                first_rows = await _rows(queued)
+                second = await _queue(conn, then(first_rows))
+            # The COMMIT was queued behind the second phase: one sync sends both.
+            await pipeline.sync()
+        return await _rows(second)
 
 
 class Database:
@@ -158,6 +188,11 @@ class Database:
         async with self.transaction() as session:
             return await session.fetch_all(query, params)
 
+    async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
+        """One transaction on a pooled connection; see ``Connection.two_phase``."""
+        async with _translated(), self._pool.connection() as conn:
+            return await _two_phase(conn, first, then)
+
     async def fetch_one(self, query: LiteralString, params: Sequence[Any] = ()) -> Row | None:
         async with self.transaction() as session:
             return await session.fetch_one(query, params)
@@ -180,6 +215,12 @@ class Connection:
     async def transaction(self) -> AsyncIterator[Session]:
         async with _translated(), self._conn.transaction():
             yield Session(self._conn)
+
+    async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
+        """One transaction in two round trips: ``first`` is sent and its rows read;
+        ``then`` builds the second phase from them, sent together with the COMMIT.
+        Returns the second phase's rows."""
+        return await _two_phase(self._conn, first, then)
 
     def session(self) -> Session:
         """Statements outside an explicit transaction (autocommit connections)."""

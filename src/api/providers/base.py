@@ -68,6 +68,8 @@ def identifier(value: Any, what: str) -> str:
         raise MalformedBody(f"{what} is empty")
     if len(text) > MAX_KEY_LENGTH:
         raise MalformedBody(f"{what} is longer than {MAX_KEY_LENGTH} characters")
+    if "\x00" in text:  # Postgres text cannot hold NUL
+        raise MalformedBody(f"{what} must not contain NUL characters")
     return text
 
 

@@ -102,6 +102,8 @@ def _part(value: Any, what: str) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > 64:
         raise MalformedBody(f"{what} must be a string or integer of at most 64 characters")
+    if "\x00" in str(value):  # Postgres text cannot hold NUL
+        raise MalformedBody(f"{what} must not contain NUL characters")
     return str(value)
 
 

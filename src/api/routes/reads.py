@@ -20,8 +20,11 @@ def require_reader(request: Request[Any, Any, Any], services: Services) -> None:
     """When read tokens are configured, a ``Bearer`` token must match one."""
     if not services.read_tokens:
         return
-    presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not any(hmac.compare_digest(presented.encode(), t.encode()) for t in services.read_tokens):
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    presented = credentials.strip() if scheme.lower() == "bearer" else ""
+    if not presented or not any(
+        hmac.compare_digest(presented.encode(), t.encode()) for t in services.read_tokens
+    ):
         raise SignatureRejected("a valid 'Authorization: Bearer <token>' header is required")
 
 
@@ -49,6 +52,8 @@ def audit_view(event: RecordedEvent) -> dict[str, Any]:
 async def order_events(order_id: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)
+    if "\x00" in order_id:  # no order id can hold NUL: Postgres text cannot
+        raise NotFound(f"no events for order {order_id!r}")
     events = await read_stream(services.db, f"order-{order_id}")
     if not events:
         raise NotFound(f"no events for order {order_id!r}")
