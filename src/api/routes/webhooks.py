@@ -33,7 +33,6 @@ class _WebhookOperation(Operation):
 
 async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
     """The raw body, refused as soon as it grows past ``limit`` bytes."""
-    check_declared_length(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -60,9 +59,11 @@ async def receive_webhook(provider: str, request: Request[Any, Any, Any]) -> dic
     try:
         if adapter is None:
             raise NotFound(f"unknown provider {provider!r}")
-        check_content_type(request.headers.get("content-type"))
+        # ASGI header names are lower-case already; one plain dict serves every lookup.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        check_content_type(headers.get("content-type"))
+        check_declared_length(headers.get("content-length"), services.max_body_bytes)
         body = await read_body(request, services.max_body_bytes)
-        headers = dict(request.headers)
         adapter.verify(headers, body, time.time())
         parsed, payload_json = decode_json(body)
         found = adapter.normalise(headers, parsed)
