@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from collections.abc import Sequence
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.appender import Appender
-from events.connector import Database
+from events.appender import Appender, write
+from events.connector import Connection, Database, Row, SecondPhase, Statement
 from events.errors import AppenderStopped, DatabaseUnavailable
 from events.store import read_after, read_stream, verify_chains
 from tests.factories import new_event
@@ -177,3 +178,42 @@ async def test_writer_role_may_append_but_never_change_events(
             conn.execute("UPDATE events SET type = 'changed'")
         # Refused by the grants, before the append-only trigger is even reached.
         assert "permission denied for table events" in str(refused.value)
+
+
+class _RacedOnce:
+    """A write target that lets another writer move the stream head between
+    the batch's two round trips, once."""
+
+    def __init__(self, conn: Connection, db: Database) -> None:
+        self.conn = conn
+        self.db = db
+        self.calls = 0
+
+    async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
+        self.calls += 1
+        if self.calls > 1:
+            return await self.conn.two_phase(first, then)
+        seen: list[list[Row]] = []
+
+        def keep(rows: list[list[Row]]) -> list[Statement]:
+            seen.extend(rows)
+            return []
+
+        await self.conn.two_phase(first, keep)
+        await write(self.db, [new_event(stream="order-raced", event_id="intruder")])
+        return await self.conn.two_phase([], lambda _: then(seen))
+
+
+async def test_a_head_moved_by_another_writer_is_detected_and_the_batch_prepared_again(
+    db: Database,
+) -> None:
+    conn = await db.connect()
+    target = _RacedOnce(conn, db)
+    [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
+    await conn.close()
+
+    assert target.calls == 2
+    recorded = await read_stream(db, "order-raced")
+    assert [(e.event_id, e.stream_version) for e in recorded] == [("intruder", 1), ("mine", 2)]
+    assert outcome.position == recorded[1].position
+    await verify_chains(db)

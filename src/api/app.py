@@ -12,7 +12,7 @@ from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
 from api.routes.health import health, healthz, metrics
 from api.routes.reads import order_events
-from api.routes.webhooks import receive_webhook
+from api.routes.webhooks import receive_webhook, webhook_routes
 from api.services import Services
 from events.errors import HookledgerError
 
@@ -20,7 +20,14 @@ from events.errors import HookledgerError
 def create_app(services: Services) -> Litestar:
     """Build the app around ready services; their start and stop run in its lifespan."""
     return Litestar(
-        route_handlers=[receive_webhook, order_events, healthz, health, metrics],
+        route_handlers=[
+            *webhook_routes(list(services.providers)),
+            receive_webhook,
+            order_events,
+            healthz,
+            health,
+            metrics,
+        ],
         middleware=[correlation_middleware],
         exception_handlers={
             HookledgerError: hookledger_error,

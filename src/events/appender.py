@@ -14,7 +14,13 @@ import msgspec
 
 from events.chain import GENESIS, event_hash
 from events.connector import Connection, Database, Row, Statement
-from events.errors import AppenderStopped, DatabaseRefused, DatabaseUnavailable, HookledgerError
+from events.errors import (
+    AppenderStopped,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    HookledgerError,
+    WriteConflict,
+)
 from events.model import AppendOutcome, NewEvent
 from events.queries import QUERIES
 
@@ -179,37 +185,53 @@ def _resolve(batch: list[_Pending], outcomes: list[AppendOutcome]) -> None:
             item.future.set_result(outcome)
 
 
+OPTIMISTIC_ATTEMPTS = 3
+
+
 async def write(target: Connection | Database, events: Sequence[NewEvent]) -> list[AppendOutcome]:
     """Append ``events`` in one transaction of two round trips, in order.
 
-    Takes the global append lock, skips keys already recorded (in the ledger or
-    earlier in this batch), extends each stream's chain, and sends one NOTIFY.
+    The first round trip reads which keys are recorded and where the streams'
+    chains end; the second takes the global append lock, inserts, and commits. So
+    the lock is held only while Postgres works, never while this process
+    computes. When another process appended to one of the streams (or recorded
+    one of the keys) meanwhile, the unique constraints refuse the insert and the
+    batch is prepared again; after a few such races the lock is taken in the
+    first round trip already, which cannot race.
     """
-    batch = _BatchWrite(events)
-    rows = await target.two_phase(batch.first_phase(), batch.second_phase)
-    return batch.outcomes(rows)
+    for attempt in range(1, OPTIMISTIC_ATTEMPTS + 2):
+        batch = _BatchWrite(events, locked_read=attempt > OPTIMISTIC_ATTEMPTS)
+        try:
+            rows = await target.two_phase(batch.first_phase(), batch.second_phase)
+        except WriteConflict:
+            if batch.locked_read:
+                raise
+            continue
+        return batch.outcomes(rows)
+    raise AssertionError("unreachable: the locked attempt returns or raises")
 
 
 class _BatchWrite:
     """One batch: what to ask first, what to write then, what to answer."""
 
-    def __init__(self, events: Sequence[NewEvent]) -> None:
+    def __init__(self, events: Sequence[NewEvent], *, locked_read: bool) -> None:
         self.events = events
+        self.locked_read = locked_read
+        self.streams = sorted({e.stream for e in events})
         self.recorded: dict[Key, tuple[int, bytes]] = {}
         self.digests: dict[Key, bytes] = {}
 
     def first_phase(self) -> list[Statement]:
         providers = [e.provider for e in self.events]
         event_ids = [e.event_id for e in self.events]
-        streams = sorted({e.stream for e in self.events})
-        return [
-            (QUERIES["take_append_lock"], ()),
+        reads: list[Statement] = [
             (QUERIES["find_recorded"], (providers, event_ids)),
-            (QUERIES["lock_stream_heads"], (streams,)),
+            (QUERIES["read_stream_heads"], (self.streams,)),
         ]
+        return [(QUERIES["take_append_lock"], ()), *reads] if self.locked_read else reads
 
     def second_phase(self, rows: list[list[Row]]) -> list[Statement]:
-        _, found, heads = rows
+        found, heads = rows[-2:]
         self.recorded = {(r[0], r[1]): (r[2], bytes(r[3])) for r in found}
         head: dict[str, tuple[int, str]] = {r[0]: (r[1], r[2]) for r in heads}
         recorded_at = datetime.now(UTC)
@@ -248,13 +270,14 @@ class _BatchWrite:
         versions = [head[str(s)][0] for s in touched]
         hashes = [head[str(s)][1] for s in touched]
         return [
+            (QUERIES["take_append_lock"], ()),
             (QUERIES["insert_events"], columns),
             (QUERIES["upsert_stream_heads"], (touched, versions, hashes)),
             (QUERIES["notify_appended"], ("",)),
         ]
 
     def outcomes(self, rows: list[list[Row]]) -> list[AppendOutcome]:
-        positions: dict[Key, int] = {(r[1], r[2]): r[0] for r in rows[0]} if rows else {}
+        positions: dict[Key, int] = {(r[1], r[2]): r[0] for r in rows[1]} if rows else {}
         outcomes: list[AppendOutcome] = []
         answered: set[Key] = set()
         for event in self.events:

@@ -13,7 +13,7 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from events.errors import DatabaseRefused, DatabaseUnavailable
+from events.errors import DatabaseRefused, DatabaseUnavailable, WriteConflict
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 # SQLSTATE classes of a lost or refusing server: connection exception, operator
 # intervention (shutdown, restart), insufficient resources.
 _UNAVAILABLE_STATES = ("08", "57P", "53")
+# Serialization failure, deadlock, unique violation: another transaction won a race
+# (the ledger's unique keys are how concurrent appenders find out).
+_CONFLICT_STATES = ("40001", "40P01", "23505")
 _CAUGHT: tuple[type[BaseException], ...] = (psycopg.Error, *_UNAVAILABLE)
 
 
@@ -43,6 +46,8 @@ def _translate(exc: BaseException) -> Exception:
         lost = state is None and isinstance(exc, psycopg.OperationalError)
         if lost or (state is not None and state.startswith(_UNAVAILABLE_STATES)):
             return DatabaseUnavailable(message)
+        if state in _CONFLICT_STATES:
+            return WriteConflict(message)
     return DatabaseRefused(message)
 
 

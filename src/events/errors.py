@@ -11,6 +11,7 @@
     │   ├── DatabaseUnavailable     the database does not answer
     │   └── AppenderStopped         the process is shutting down
     ├── DatabaseRefused             the database rejected a statement for another reason (500)
+    │   └── WriteConflict           a concurrent writer got there first; retry the batch
     ├── MigrationError              a migration is missing, edited or failed
     └── ChainBroken                 a stream's hash chain does not verify
 
@@ -68,6 +69,10 @@ class AppenderStopped(Unavailable):
 
 class DatabaseRefused(HookledgerError):
     code = "database_refused"
+
+
+class WriteConflict(DatabaseRefused):
+    code = "write_conflict"
 
 
 class MigrationError(HookledgerError):

@@ -11,11 +11,10 @@ FROM events AS e
 JOIN unnest(%b::text[], %b::text[]) AS k(provider, event_id)
   ON e.provider = k.provider AND e.event_id = k.event_id
 
--- name: lock_stream_heads
+-- name: read_stream_heads
 SELECT stream, version, last_hash
 FROM streams
 WHERE stream = ANY(%b::text[])
-FOR UPDATE
 
 -- name: insert_events
 INSERT INTO events (provider, event_id, stream, stream_version, type, occurred_at,
