@@ -250,16 +250,25 @@ def _http_request(host: str, provider: str, body: bytes, headers: Mapping[str, s
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+ORDERS_PER_WINDOW = 256
+
+
 def signed_requests(host: str, tag: str, count: int) -> Iterator[bytes]:
     """``count`` unique signed deliveries, four per order, half of each provider.
 
     Each order lives through order.created, a resubmission request, an approval
-    and order.paid, so streams grow the way real ones do.
+    and order.paid, so streams grow the way real ones do. An order's deliveries
+    are ``ORDERS_PER_WINDOW`` requests apart, as a real order's are minutes apart:
+    back-to-back deliveries to one stream would measure contention that real
+    traffic does not have.
     """
     now = time.time()
     stamp = int(now)
+    window = ORDERS_PER_WINDOW * 4
     for serial in range(count):
-        order, step = f"{tag}-{serial // 4}", serial % 4
+        base, offset = divmod(serial, window)
+        step, slot = divmod(offset, ORDERS_PER_WINDOW)
+        order = f"{tag}-{base * ORDERS_PER_WINDOW + slot}"
         at = _iso(now + serial / 1000)
         if step in (0, 3):
             body = _order_body("order.created" if step == 0 else "order.paid", order, at, serial)

@@ -145,7 +145,12 @@ class Database:
         connect_timeout: int = 5,
     ) -> None:
         self.url = url
-        self._connect_kwargs: dict[str, Any] = {"connect_timeout": connect_timeout}
+        # No server-side prepared statements: a generic plan made while a table
+        # was small (a sequential scan) would stay in use after it has grown.
+        self._connect_kwargs: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "prepare_threshold": None,
+        }
         self._acquire_timeout = acquire_timeout
         self._pool = psycopg_pool.AsyncConnectionPool(
             url,
