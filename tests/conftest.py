@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from events.connector import Database
+from hookledger.migrations import migrate
+from tests.support import ServerProcess, admin_execute, with_database
+
 # CI replays the same examples on every run, so a red build is reproducible; local
 # runs keep exploring new ones.
 settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-from events.connector import Database
-from hookledger.migrations import migrate
-from tests.support import ServerProcess, admin_execute, with_database
 
 
 @pytest.fixture(scope="session")
