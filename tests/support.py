@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import LiteralString
 from urllib.parse import urlsplit, urlunsplit
@@ -67,7 +67,13 @@ def post_purchase_headers(
 class ServerProcess:
     """``hookledger serve`` in a subprocess, as an operator runs it."""
 
-    def __init__(self, database_url: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -83,7 +89,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hookledger.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "hookledger.cli", "serve", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

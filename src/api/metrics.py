@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 
 class Metrics:
-    """One registry per service, so tests and several apps in one process don't clash."""
+    """One registry per service, so tests and several apps in one process don't clash.
 
-    def __init__(self) -> None:
+    With several server processes (``serve --workers N``), prometheus_client keeps
+    each process's values in files under PROMETHEUS_MULTIPROC_DIR and
+    ``multiprocess`` makes a scrape of any worker report the sum of all.
+    """
+
+    def __init__(self, *, multiprocess: bool = False) -> None:
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
             "hookledger_webhooks",
@@ -34,4 +41,8 @@ class Metrics:
         self.batch_seconds.observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

@@ -8,9 +8,10 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,15 +110,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.secrets import provider_secrets
 
     configure(settings.log_level)
-    with _database_url(settings) as url:
+    with _database_url(settings) as url, _metrics_dir(args.workers):
         if settings.embedded:
             # The workers read their settings from the environment: hand them
             # the embedded database and this installation's local secrets.
             os.environ["HOOKLEDGER_DATABASE_URL"] = url
-            for name, (setting, values) in provider_secrets(settings).items():
+            for setting, values in provider_secrets(settings).values():
                 if values and not os.environ.get(setting):
                     os.environ[setting] = values[0]
-                del name
         where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "configured"
         print(f"hookledger listening on http://{args.host}:{args.port} (database: {where})",
               flush=True)  # fmt: skip
@@ -136,6 +136,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=30,
         )
     return 0
+
+
+@contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, each counts in its own files there and a scrape
+    of any worker sums them (prometheus_client's multiprocess mode)."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="hookledger-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        yield
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -26,10 +26,12 @@ log = logging.getLogger("hookledger")
 ADAPTERS: dict[str, type[Adapter]] = {"veriff": Veriff, "post-purchase": PostPurchase}
 
 
-def build_services(settings: Settings, database_url: str) -> Services:
+def build_services(
+    settings: Settings, database_url: str, *, multiprocess_metrics: bool = False
+) -> Services:
     """Everything the app needs, not yet started."""
     db = Database(database_url, max_size=settings.pool_size)
-    metrics = Metrics()
+    metrics = Metrics(multiprocess=multiprocess_metrics)
     appender = Appender(
         db,
         max_batch=settings.max_batch,
@@ -96,4 +98,9 @@ def app_from_env() -> Litestar:
     configure(settings.log_level)
     if not settings.database_url:
         raise SettingsError("HOOKLEDGER_DATABASE_URL is not set (use `hookledger serve`)")
-    return create_app(build_services(settings, settings.database_url))
+    # Set by `serve --workers N` before the workers start (prometheus_client
+    # reads it when first imported); not a hookledger setting.
+    multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    return create_app(
+        build_services(settings, settings.database_url, multiprocess_metrics=multiprocess)
+    )
