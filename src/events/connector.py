@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from events.errors import DatabaseRefused, DatabaseUnavailable, WriteConflict
+from events.queries import UNPREPARED
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ async def _queue(
     cursors = []
     for query, params in statements:
         cur = conn.cursor()
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=False if query in UNPREPARED else None)
         cursors.append(cur)
     return cursors
 
@@ -145,12 +146,7 @@ class Database:
         connect_timeout: int = 5,
     ) -> None:
         self.url = url
-        # No server-side prepared statements: a generic plan made while a table
-        # was small (a sequential scan) would stay in use after it has grown.
-        self._connect_kwargs: dict[str, Any] = {
-            "connect_timeout": connect_timeout,
-            "prepare_threshold": None,
-        }
+        self._connect_kwargs: dict[str, Any] = {"connect_timeout": connect_timeout}
         self._acquire_timeout = acquire_timeout
         self._pool = psycopg_pool.AsyncConnectionPool(
             url,

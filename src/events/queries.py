@@ -6,19 +6,23 @@ import re
 from pathlib import Path
 from typing import LiteralString
 
-_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^-- name: (\w+)(?: \[(unprepared)\])?\s*$", re.MULTILINE)
 
 
-def load(path: Path) -> dict[str, LiteralString]:
-    """Split a .sql file into named queries at its ``-- name: NAME`` headers."""
+def load(path: Path) -> tuple[dict[str, LiteralString], frozenset[str]]:
+    """Split a .sql file into named queries at its ``-- name: NAME`` headers;
+    also return the texts of those marked ``[unprepared]``."""
     text = path.read_text()
     parts = _HEADER.split(text)
     queries: dict[str, LiteralString] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+    unprepared: set[str] = set()
+    for name, flag, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
         lines = [line for line in body.strip().splitlines() if not line.startswith("--")]
         # The file is ours and read-only at run time: its text is as literal as a constant.
         queries[name] = "\n".join(lines).strip()  # type: ignore[assignment,unused-ignore]
-    return queries
+        if flag:
+            unprepared.add(queries[name])
+    return queries, frozenset(unprepared)
 
 
-QUERIES = load(Path(__file__).with_name("queries.sql"))
+QUERIES, UNPREPARED = load(Path(__file__).with_name("queries.sql"))

@@ -1,17 +1,20 @@
--- Every query of the ledger, each under a "-- name: NAME" header.
+-- Every query of the ledger, each under a "-- name: NAME" header. Queries are
+-- prepared on the server once used often; "[unprepared]" ones are planned at
+-- each call instead, because a plan made while their table was small (a
+-- sequential scan) would stay in use long after it has grown.
 
 -- name: take_append_lock
 -- Appends are serialised across processes: positions then commit in order, so
 -- a reader of "position > cursor" can never skip a late-committing event.
 SELECT pg_advisory_xact_lock(7254910833)
 
--- name: find_recorded
+-- name: find_recorded [unprepared]
 SELECT e.provider, e.event_id, e.position, sha256(e.raw) AS raw_digest
 FROM events AS e
 JOIN unnest(%b::text[], %b::text[]) AS k(provider, event_id)
   ON e.provider = k.provider AND e.event_id = k.event_id
 
--- name: read_stream_heads
+-- name: read_stream_heads [unprepared]
 SELECT stream, version, last_hash
 FROM streams
 WHERE stream = ANY(%b::text[])
