@@ -484,11 +484,8 @@ class Server:
 
     def sample(self) -> ServerSample:
         pids = self.pids()
-        outcomes: dict[str, int] = {}
-        means: dict[str, float] = {}
-        if self.workers == 1:
-            # With several workers /metrics answers for whichever one gets the request.
-            outcomes, means = _read_metrics(http_get(self.port, "/metrics", 10.0)[1])
+        # With several workers, any worker's /metrics sums them all.
+        outcomes, means = _read_metrics(http_get(self.port, "/metrics", 10.0)[1])
         seconds = means.get("hookledger_append_batch_seconds")
         return ServerSample(
             peak_rss_mib=sum(peak_rss_kib(pid) for pid in pids) / 1024,
