@@ -210,6 +210,7 @@ def test_standard_webhooks_rejects_any_one_byte_change_of_the_body(
         verify_standard_webhooks([secret], headers, change_one_byte(body, index, replacement), NOW)
 
 
+@pytest.mark.parametrize("header", ["webhook-timestamp", "webhook-id", "webhook-signature"])
 @EXAMPLES
 @given(
     secret=whsec_secrets,
@@ -217,46 +218,12 @@ def test_standard_webhooks_rejects_any_one_byte_change_of_the_body(
     index=st.integers(min_value=0),
     replacement=st.characters(min_codepoint=32, max_codepoint=126),
 )
-def test_standard_webhooks_rejects_any_one_character_change_of_the_timestamp(
-    secret: str, msg_id: str, index: int, replacement: str
+def test_standard_webhooks_rejects_any_one_character_change_of_a_signed_header(
+    header: str, secret: str, msg_id: str, index: int, replacement: str
 ) -> None:
     body = b'{"event":"order.created"}'
     headers = sw_headers(secret, msg_id, NOW, body)
-    headers["webhook-timestamp"] = change_one_char(headers["webhook-timestamp"], index, replacement)
-    with pytest.raises(SignatureRejected):
-        verify_standard_webhooks([secret], headers, body, NOW)
-
-
-@EXAMPLES
-@given(
-    secret=whsec_secrets,
-    msg_id=msg_ids,
-    index=st.integers(min_value=0),
-    replacement=st.characters(min_codepoint=32, max_codepoint=126),
-)
-def test_standard_webhooks_rejects_any_one_character_change_of_the_message_id(
-    secret: str, msg_id: str, index: int, replacement: str
-) -> None:
-    body = b'{"event":"order.created"}'
-    headers = sw_headers(secret, msg_id, NOW, body)
-    headers["webhook-id"] = change_one_char(msg_id, index, replacement)
-    with pytest.raises(SignatureRejected):
-        verify_standard_webhooks([secret], headers, body, NOW)
-
-
-@EXAMPLES
-@given(
-    secret=whsec_secrets,
-    msg_id=msg_ids,
-    index=st.integers(min_value=0),
-    replacement=st.characters(min_codepoint=32, max_codepoint=126),
-)
-def test_standard_webhooks_rejects_any_one_character_change_of_the_signature(
-    secret: str, msg_id: str, index: int, replacement: str
-) -> None:
-    body = b'{"event":"order.created"}'
-    headers = sw_headers(secret, msg_id, NOW, body)
-    headers["webhook-signature"] = change_one_char(headers["webhook-signature"], index, replacement)
+    headers[header] = change_one_char(headers[header], index, replacement)
     with pytest.raises(SignatureRejected):
         verify_standard_webhooks([secret], headers, body, NOW)
 
