@@ -18,6 +18,8 @@ class TcpProxy:
     """
 
     def __init__(self, upstream_host: str, upstream_port: int, port: int | None = None) -> None:
+        # A host that is a directory means Postgres' unix socket in it (the
+        # embedded server listens on nothing else).
         self.upstream = (upstream_host, upstream_port)
         self.port = port or free_port()
         self._lock = threading.Lock()
@@ -83,7 +85,7 @@ class TcpProxy:
                 return
             client.settimeout(None)
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
+                server = _connect(*self.upstream)
             except OSError:
                 _close(client)
                 continue
@@ -117,3 +119,12 @@ def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def _connect(host: str, port: int) -> socket.socket:
+    if host.startswith("/"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(f"{host}/.s.PGSQL.{port}")
+        return sock
+    return socket.create_connection((host, port), timeout=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -27,17 +27,24 @@ RECOVERY_SECONDS = 15.0
 
 
 def through(database_url: str, proxy: TcpProxy) -> str:
-    """The same database, reached through the proxy."""
+    """The same database, reached through the proxy (over TCP, whatever the original)."""
     parts = urlsplit(database_url)
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "host"])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def upstream(database_url: str) -> tuple[str, int]:
+    """Where the database really listens: a TCP address, or a unix socket's directory."""
+    parts = urlsplit(database_url)
+    socket_dir = dict(parse_qsl(parts.query)).get("host")
+    return (socket_dir or parts.hostname or "127.0.0.1", parts.port or 5432)
 
 
 @pytest.fixture
 def proxy(database_url: str) -> Iterator[TcpProxy]:
-    parts = urlsplit(database_url)
-    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as running:
+    with TcpProxy(*upstream(database_url)) as running:
         yield running
 
 
