@@ -81,13 +81,6 @@ class Session:
             cur = await self._conn.execute(query, params)
             return await cur.fetchone()
 
-    async def pipelined(self, statements: Sequence[Statement]) -> list[list[Row]]:
-        """Send several statements in one round trip; return each one's rows."""
-        async with _translated():
-            async with self._conn.pipeline():
-                cursors = await _queue(self._conn, statements)
-            return await _rows(cursors)
-
     async def stream_rows(
         self, query: LiteralString, params: Sequence[Any] = (), size: int = 2000
     ) -> AsyncIterator[Row]:

@@ -67,8 +67,5 @@ SELECT stream, version, last_hash FROM streams ORDER BY stream
 -- name: stream_head
 SELECT stream, version, last_hash FROM streams WHERE stream = %s
 
--- name: last_position
-SELECT coalesce(max(position), 0) FROM events
-
 -- name: ping
 SELECT 1

@@ -50,11 +50,6 @@ async def read_after(db: Database, position: int, limit: int = 1000) -> list[Rec
     return [to_event(r) for r in rows]
 
 
-async def last_position(db: Database) -> int:
-    row = await db.fetch_one(QUERIES["last_position"])
-    return int(row[0]) if row else 0
-
-
 class VerifyReport(msgspec.Struct, frozen=True):
     streams: int
     events: int

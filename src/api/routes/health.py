@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from api.errors import RETRY_AFTER_SECONDS
 from api.services import Services
 from events.errors import HookledgerError
 from events.queries import QUERIES
@@ -26,7 +27,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         return Response(
             {"status": "unavailable", "detail": exc.detail},
             status_code=503,
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return Response({"status": "ready"}, status_code=200)
 
