@@ -29,9 +29,11 @@ from tests.support import (
     VERIFF_SECRET,
     ServerProcess,
     admin_execute,
-    post_purchase_headers,
     veriff_headers,
     with_database,
+)
+from tests.support import (
+    post_purchase_headers as _pp,
 )
 
 OTHER_POST_PURCHASE_SECRET = "whsec_b3RoZXItcG9zdC1wdXJjaGFzZS1zZWNyZXQ="
@@ -134,15 +136,6 @@ class Refusal:
     headers: dict[str, str]
     status: int
     error: str
-
-
-def _pp(
-    raw: bytes,
-    msg_id: str | None = None,
-    timestamp: int | None = None,
-    secret: str = POST_PURCHASE_SECRET,
-) -> dict[str, str]:
-    return post_purchase_headers(raw, msg_id, timestamp, secret)
 
 
 def _nested(depth: int) -> bytes:
@@ -274,7 +267,7 @@ def test_body_over_the_limit_is_413_counted_and_explained_declared_or_streamed(
         streamed = httpx.post(
             server.url + POST_PURCHASE_PATH,
             content=chunks(),
-            headers=post_purchase_headers(raw),
+            headers=_pp(raw),
             timeout=10,
         )
         assert "content-length" not in streamed.request.headers

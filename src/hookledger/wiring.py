@@ -14,6 +14,7 @@ from api.providers.base import Adapter
 from api.providers.post_purchase import PostPurchase
 from api.providers.veriff import Veriff
 from api.services import Services
+from api.signatures import standard_webhooks_key
 from events.appender import Appender
 from events.connector import Database
 from hookledger import __version__
@@ -84,8 +85,6 @@ def build_services(
 
 
 def _check_standard_webhooks_secrets(setting: str, values: tuple[str, ...]) -> None:
-    from api.signatures import standard_webhooks_key
-
     for value in values:
         try:
             standard_webhooks_key(value)

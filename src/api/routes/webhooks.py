@@ -85,6 +85,11 @@ async def read_bounded(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    # ASGI header names are lower-case already; one plain dict serves every lookup.
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
@@ -107,9 +112,7 @@ def _provider_route(provider: str) -> ASGIRouteHandler:
             await _send(send, 405, answer, ((b"allow", b"POST"),))
             return
         services: Services = scope["app"].state.services
-        # ASGI header names are lower-case already; one plain dict serves every lookup.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        answer = await receive_delivery(services, provider, headers, _body(receive))
+        answer = await receive_delivery(services, provider, _headers(scope), _body(receive))
         await _send(send, 200, answer)
 
     return asgi(f"/api/v1/{provider}/webhook", name=f"webhook-{provider}", copy_scope=False)(
@@ -149,5 +152,4 @@ class _WebhookOperation(Operation):
 )
 async def receive_webhook(provider: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    return await receive_delivery(services, provider, headers, request.stream())
+    return await receive_delivery(services, provider, _headers(request.scope), request.stream())
