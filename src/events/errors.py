@@ -12,6 +12,7 @@
     │   └── AppenderStopped         the process is shutting down
     ├── DatabaseRefused             the database rejected a statement for another reason (500)
     │   └── WriteConflict           a concurrent writer got there first; retry the batch
+    │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
     ├── MigrationError              a migration is missing, edited or failed
     └── ChainBroken                 a stream's hash chain does not verify
 
@@ -73,6 +74,10 @@ class DatabaseRefused(HookledgerError):
 
 class WriteConflict(DatabaseRefused):
     code = "write_conflict"
+
+
+class CheckpointMoved(WriteConflict):
+    code = "checkpoint_moved"
 
 
 class MigrationError(HookledgerError):

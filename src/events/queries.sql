@@ -69,3 +69,38 @@ SELECT stream, version, last_hash FROM streams WHERE stream = %s
 
 -- name: ping
 SELECT 1
+
+-- name: try_lease
+-- A session-level lock: it lasts until released or until the holder's connection
+-- ends, so a consumer whose process died is taken over by another.
+SELECT pg_try_advisory_lock(hashtextextended('hookledger-consumer:' || %s, 0))
+
+-- name: release_lease
+SELECT pg_advisory_unlock(hashtextextended('hookledger-consumer:' || %s, 0))
+
+-- name: ensure_checkpoint
+INSERT INTO checkpoints (name) VALUES (%s) ON CONFLICT (name) DO NOTHING
+
+-- name: lock_checkpoint
+SELECT position FROM checkpoints WHERE name = %s FOR UPDATE
+
+-- name: read_checkpoint
+SELECT position FROM checkpoints WHERE name = %s
+
+-- name: advance_checkpoint
+UPDATE checkpoints SET position = %s, updated_at = now() WHERE name = %s
+
+-- name: reset_checkpoint
+INSERT INTO checkpoints (name, position) VALUES (%s, %s)
+ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
+
+-- name: consumer_lags
+-- Per consumer: how many events it has still to take, and how long the oldest
+-- of them has waited.
+SELECT c.name, c.position, greatest(h.head - c.position, 0),
+       coalesce(extract(epoch FROM now() - (
+           SELECT e.recorded_at FROM events AS e
+           WHERE e.position > c.position ORDER BY e.position LIMIT 1)), 0)::float8
+FROM checkpoints AS c,
+     (SELECT coalesce(max(position), 0) AS head FROM events) AS h
+ORDER BY c.name

@@ -1,0 +1,77 @@
+"""Leadership of a named consumer across processes.
+
+A lease is a session-level advisory lock held on a connection of its own: it is
+released when the holder lets go or when its connection ends, so a consumer whose
+process died is taken over by the next process that asks. The lease only keeps
+two runners from doing the same work; correctness comes from the checkpoint
+check (events.checkpoints), which holds even if two leases ever overlapped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from events.connector import Connection, Database
+from events.errors import DatabaseUnavailable
+from events.queries import QUERIES
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    """A held lease; ``held`` turns false once its connection is lost."""
+
+    def __init__(self, name: str, conn: Connection) -> None:
+        self.name = name
+        self._conn = conn
+
+    @property
+    def held(self) -> bool:
+        return not self._conn.broken
+
+    async def check(self) -> bool:
+        """Ask the server whether the lease's connection is still alive."""
+        try:
+            await self._conn.session().execute(QUERIES["ping"])
+        except DatabaseUnavailable:
+            return False
+        return self.held
+
+    async def release(self) -> None:
+        """Let go of the lease (closing its connection would too)."""
+        try:
+            if self.held:
+                await self._conn.session().execute(QUERIES["release_lease"], (self.name,))
+        except DatabaseUnavailable as exc:
+            log.warning(
+                "lease lost while releasing it", extra={"lease": self.name, "error": exc.detail}
+            )
+        finally:
+            await self._conn.close()
+
+
+async def try_lease(db: Database, name: str) -> Lease | None:
+    """The lease of ``name`` if no other process holds it, else None."""
+    conn = await db.connect(autocommit=True)
+    try:
+        row = await conn.session().fetch_one(QUERIES["try_lease"], (name,))
+    except BaseException:
+        await conn.close()
+        raise
+    if not (row and row[0]):
+        await conn.close()
+        return None
+    return Lease(name, conn)
+
+
+@asynccontextmanager
+async def leased(db: Database, name: str) -> AsyncIterator[Lease | None]:
+    """Hold ``name``'s lease for the block if it is free; yields None if not."""
+    lease = await try_lease(db, name)
+    try:
+        yield lease
+    finally:
+        if lease is not None:
+            await lease.release()
