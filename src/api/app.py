@@ -11,7 +11,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
 from api.routes.health import health, healthz, metrics
-from api.routes.reads import order_events
+from api.routes.reads import order_events, order_state
 from api.routes.webhooks import receive_webhook, webhook_routes
 from api.services import Services
 from events.errors import HookledgerError
@@ -24,6 +24,7 @@ def create_app(services: Services) -> Litestar:
             *webhook_routes(list(services.providers)),
             receive_webhook,
             order_events,
+            order_state,
             healthz,
             health,
             metrics,

@@ -9,20 +9,23 @@ from typing import LiteralString
 _HEADER = re.compile(r"^-- name: (\w+)(?: \[(unprepared)\])?\s*$", re.MULTILINE)
 
 
-def load(path: Path) -> tuple[dict[str, LiteralString], frozenset[str]]:
-    """Split a .sql file into named queries at its ``-- name: NAME`` headers;
-    also return the texts of those marked ``[unprepared]``."""
+# The texts of every loaded query marked ``[unprepared]``, whichever file it came
+# from: the connector plans them at each call.
+UNPREPARED: set[str] = set()
+
+
+def load(path: Path) -> dict[str, LiteralString]:
+    """Split a .sql file into named queries at its ``-- name: NAME`` headers."""
     text = path.read_text()
     parts = _HEADER.split(text)
     queries: dict[str, LiteralString] = {}
-    unprepared: set[str] = set()
     for name, flag, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
         lines = [line for line in body.strip().splitlines() if not line.startswith("--")]
         # The file is ours and read-only at run time: its text is as literal as a constant.
         queries[name] = "\n".join(lines).strip()  # type: ignore[assignment,unused-ignore]
         if flag:
-            unprepared.add(queries[name])
-    return queries, frozenset(unprepared)
+            UNPREPARED.add(queries[name])
+    return queries
 
 
-QUERIES, UNPREPARED = load(Path(__file__).with_name("queries.sql"))
+QUERIES = load(Path(__file__).with_name("queries.sql"))

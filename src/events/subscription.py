@@ -6,10 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator
 
-from events.connector import Connection, Database
+from events.connector import Database
 from events.errors import DatabaseUnavailable
 from events.model import RecordedEvent
 from events.store import read_after
+from events.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,13 @@ class Subscription:
         self.position = after
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._listener: Connection | None = None
+        self._wakeup = Wakeup(db, CHANNEL)
 
     async def batches(self) -> AsyncGenerator[list[RecordedEvent]]:
         """Yield non-empty batches forever; the cursor advances as each is taken."""
         try:
             while True:
-                await self._listen()
+                await self._wakeup.listen()
                 try:
                     events = await read_after(self._db, self.position, self._batch_size)
                 except DatabaseUnavailable as exc:
@@ -53,32 +54,6 @@ class Subscription:
                     self.position = events[-1].position
                     yield events
                     continue
-                await self._wait()
+                await self._wakeup.wait(self._poll_interval)
         finally:
-            await self._unlisten()
-
-    async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.broken:
-            return
-        try:
-            listener = await self._db.connect(autocommit=True)
-            await listener.listen(CHANNEL)
-        except DatabaseUnavailable as exc:
-            log.warning("cannot listen for new events", extra={"error": exc.detail})
-            return
-        self._listener = listener
-
-    async def _wait(self) -> None:
-        if self._listener is None:
-            await asyncio.sleep(self._poll_interval)
-            return
-        try:
-            await self._listener.wait_notify(self._poll_interval)
-        except DatabaseUnavailable as exc:
-            log.warning("lost the listening connection", extra={"error": exc.detail})
-            await self._unlisten()
-
-    async def _unlisten(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await listener.close()
+            await self._wakeup.close()

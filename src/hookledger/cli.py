@@ -43,7 +43,29 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="HTTP only: leave projections, policy, timers and actions to `hookledger worker`",
+    )
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run the projections, the countdown policy, the timers and the actions"
+    )
+    worker.set_defaults(run=_worker)
+
+    status = commands.add_parser("status", help="print an order's projected state")
+    status.add_argument("order_id")
+    status.add_argument("--json", action="store_true", help="JSON instead of text")
+    status.set_defaults(run=_status)
+
+    replay = commands.add_parser("replay", help="rebuild projections from the ledger")
+    replay.add_argument(
+        "name", nargs="?", help="the projection (orders, verifications, countdowns)"
+    )
+    replay.add_argument("--all", action="store_true", help="every projection")
+    replay.set_defaults(run=_replay)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(run=_migrate)
@@ -110,6 +132,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.secrets import provider_secrets
 
     configure(settings.log_level)
+    if args.no_workers:
+        os.environ["HOOKLEDGER_BACKGROUND"] = "false"
     with _database_url(settings) as url, _metrics_dir(args.workers):
         if settings.embedded:
             # The workers read their settings from the environment: hand them
@@ -152,6 +176,40 @@ def _metrics_dir(workers: int) -> Iterator[None]:
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from events.appender import Appender
+    from events.connector import Database
+    from hookledger.background import Background
+    from hookledger.logs import configure
+    from hookledger.migrations import migrate
+
+    configure(settings.log_level)
+
+    async def run(url: str) -> int:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        db = Database(url, max_size=settings.pool_size)
+        await db.open()
+        appender = Appender(db, max_batch=settings.max_batch)
+        background = Background(settings, db, appender)
+        try:
+            await migrate(db)
+            await appender.start()
+            await background.start()
+            print("hookledger worker running", flush=True)
+            await stopping.wait()
+        finally:
+            await background.stop()
+            await appender.stop()
+            await db.close()
+        return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -198,6 +256,61 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.status import order_status
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            status = await order_status(db, args.order_id)
+        if status is None:
+            print(f"no order {args.order_id!r}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(status, indent=2))
+            return 0
+        for section in ("order", "verification", "countdown"):
+            print(f"{section}:")
+            for key, value in (status[section] or {"(none)": ""}).items():
+                print(f"  {key:<16} {value}")
+        print("actions:")
+        for action in status["actions"] or [{"(none)": ""}]:
+            print("  " + "  ".join(f"{k}={v}" for k, v in action.items() if v is not None))
+        return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.projectors import PROJECTIONS
+    from projections.replay import ledger_head, replay
+
+    if args.all == bool(args.name):
+        print("hookledger: name one projection or give --all", file=sys.stderr)
+        return 2
+    if args.name and args.name not in PROJECTIONS:
+        print(f"hookledger: no projection {args.name!r}; known: {', '.join(PROJECTIONS)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    chosen = list(PROJECTIONS.values()) if args.all else [PROJECTIONS[args.name]]
+
+    async def run(url: str) -> int:
+        from hookledger.progress import Progress
+
+        async with _database(url) as db:
+            total = await ledger_head(db)
+            with Progress("replay", total) as progress:
+                report = await replay(db, chosen, progress.update)
+        rate = report.events / report.seconds if report.seconds else 0.0
+        print(f"rebuilt {', '.join(report.projections)}: {report.events} events of "
+              f"{report.orders} orders up to position {report.position} in "
+              f"{report.seconds:.1f} s ({rate:,.0f} events/s)")  # fmt: skip
         return 0
 
     with _database_url(settings) as url:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -27,6 +28,14 @@ class Settings(msgspec.Struct, frozen=True):
     group_commit: bool = True
     max_batch: int = 512
     pool_size: int = 8
+    # The countdown: how long an order has to pass verification, when to remind
+    # the customer (before the due time), and how long a verification submitted
+    # by the due time may take to be decided.
+    countdown_window: str = "72h"
+    countdown_reminders: str = "24h,1h"
+    countdown_grace: str = "24h"
+    # Run the projections, the policy, the timers and the actions in this process.
+    background: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -47,9 +56,13 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             continue
         values[name] = _convert(name, raw, field_type)
     try:
-        return Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(**values)  # type: ignore[arg-type]
     except (TypeError, msgspec.ValidationError) as exc:
         raise SettingsError(str(exc)) from exc
+    for name in ("countdown_window", "countdown_grace"):
+        parse_duration(getattr(settings, name), PREFIX + name.upper())
+    parse_durations(settings.countdown_reminders, "HOOKLEDGER_COUNTDOWN_REMINDERS")
+    return settings
 
 
 def _fields() -> dict[str, object]:
@@ -78,3 +91,23 @@ def _convert(name: str, raw: str, field_type: object) -> object:
 def split_values(value: str) -> tuple[str, ...]:
     """Several secrets or tokens in one setting, separated by spaces or commas."""
     return tuple(part for part in re.split(r"[\s,]+", value) if part)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, setting: str) -> timedelta:
+    """A duration such as ``72h``, ``5m``, ``30s`` or ``1h30m``."""
+    value = text.strip().lower()
+    parts = _DURATION_PART.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise SettingsError(f"{setting} must be a duration like 72h, 5m or 30s, not {text!r}")
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def parse_durations(text: str, setting: str) -> tuple[timedelta, ...]:
+    """Several durations separated by commas or spaces; empty or ``none`` for none."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(parse_duration(part, setting) for part in split_values(text))

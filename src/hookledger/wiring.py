@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from functools import partial
 
 from litestar import Litestar
 
@@ -18,10 +19,12 @@ from api.signatures import standard_webhooks_key
 from events.appender import Appender
 from events.connector import Database
 from hookledger import __version__
+from hookledger.background import Background
 from hookledger.logs import configure
 from hookledger.migrations import migrate
 from hookledger.secrets import provider_secrets, resolve
 from hookledger.settings import Settings, SettingsError, from_env
+from projections.status import order_status
 
 log = logging.getLogger("hookledger")
 
@@ -56,12 +59,17 @@ def build_services(
         safe_mode=settings.safe_mode,
         max_body_bytes=settings.max_body_bytes,
         read_tokens=tokens,
+        order_status=partial(order_status, db),
     )
+
+    background = Background(settings, db, appender) if settings.background else None
 
     async def start() -> None:
         await db.open()
         await migrate(db)
         await appender.start()
+        if background is not None:
+            await background.start()
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
         # collections were the latency tail: p99 38 ms before, 22 ms after).
@@ -76,6 +84,8 @@ def build_services(
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
 
     async def stop() -> None:
+        if background is not None:
+            await background.stop()
         await appender.stop()
         await db.close()
 

@@ -62,3 +62,15 @@ async def order_events(order_id: str, request: Request[Any, Any, Any]) -> dict[s
         "stream": events[0].stream,
         "events": [audit_view(e) for e in events],
     }
+
+
+@get("/api/v1/orders/{order_id:str}", summary="An order's projected state", tags=["reads"])
+async def order_state(order_id: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    services: Services = request.app.state.services
+    require_reader(request, services)
+    status = None
+    if services.order_status is not None and "\x00" not in order_id:
+        status = await services.order_status(order_id)
+    if status is None:
+        raise NotFound(f"no order {order_id!r}")
+    return status

@@ -1,0 +1,70 @@
+"""The background work of a process: projection runners, the countdown policy,
+the timers and the outbound actions. `hookledger worker` runs only this;
+`hookledger serve` runs it beside the HTTP routes unless told not to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from events.appender import Appender
+from events.connector import Database
+from events.consumer import ConsumerRunner
+from hookledger.settings import Settings, parse_duration, parse_durations
+from projections.projectors import PROJECTIONS, ProjectionConsumer
+from scheduler.countdown import CountdownConfig
+from scheduler.policy import CountdownPolicy
+from scheduler.timers import PostgresTimers
+
+log = logging.getLogger(__name__)
+
+
+def countdown_config(settings: Settings) -> CountdownConfig:
+    """The countdown rules the settings ask for."""
+    return CountdownConfig(
+        window=parse_duration(settings.countdown_window, "HOOKLEDGER_COUNTDOWN_WINDOW"),
+        reminders=parse_durations(settings.countdown_reminders, "HOOKLEDGER_COUNTDOWN_REMINDERS"),
+        grace=parse_duration(settings.countdown_grace, "HOOKLEDGER_COUNTDOWN_GRACE"),
+    )
+
+
+class Background:
+    """Starts and stops one process's background tasks."""
+
+    def __init__(self, settings: Settings, db: Database, appender: Appender) -> None:
+        self.runners = [
+            ConsumerRunner(db, ProjectionConsumer(projection))
+            for projection in PROJECTIONS.values()
+        ]
+        self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
+        self.timers = PostgresTimers(db, appender)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def jobs(self) -> dict[str, Coroutine[Any, Any, None]]:
+        jobs = {r.consumer.name: r.run() for r in self.runners}
+        jobs[self.policy.consumer.name] = self.policy.run()
+        jobs["timers"] = self.timers.run()
+        return jobs
+
+    async def start(self) -> None:
+        for name, job in self.jobs().items():
+            task = asyncio.create_task(job, name=name)
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    # Background jobs run until cancelled: one that ends otherwise is a bug to see.
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "background job died",
+            extra={"job": task.get_name(), "error": repr(task.exception())},
+        )

@@ -1,0 +1,1 @@
+"""Projections: state folded from the ledger, and their rebuilds."""

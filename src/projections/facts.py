@@ -1,0 +1,160 @@
+"""What the folds need to know from each provider's events.
+
+The ledger keeps every body as the provider sent it; reading meaning out of it
+happens here, at fold time, so a better reading applies to the past on replay.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+import msgspec
+
+ORDER_PREFIX = "order-"
+HOOKLEDGER = "hookledger"
+# Decisions after which a verification session is no longer waiting on Veriff.
+FINAL_DECISIONS = frozenset(
+    {"approved", "declined", "resubmission_requested", "expired", "abandoned"}
+)
+
+
+class EventLike(Protocol):
+    """The parts of a ledger event the folds read."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime | None: ...
+    @property
+    def recorded_at(self) -> datetime: ...
+    @property
+    def payload(self) -> Any: ...
+
+
+class FoldEvent(msgspec.Struct, frozen=True):
+    """A ledger event without its raw bytes and hashes: what replays read."""
+
+    position: int
+    provider: str
+    event_id: str
+    type: str
+    occurred_at: datetime | None
+    recorded_at: datetime
+    payload: Any
+
+
+class OrderFacts(msgspec.Struct, frozen=True):
+    total: Decimal | None = None
+    currency: str | None = None
+    customer: str | None = None
+    created_at: datetime | None = None
+    transaction_id: str | None = None
+    card_last4: str | None = None
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """A Veriff decision or session event about one session."""
+
+    session: str
+    status: str
+    at: datetime
+    submitted_at: datetime | None
+
+
+def order_id_of(stream: str) -> str | None:
+    """The order a stream belongs to, if it is an order's stream."""
+    return stream[len(ORDER_PREFIX) :] if stream.startswith(ORDER_PREFIX) else None
+
+
+def moment(event: EventLike) -> datetime:
+    """When the event happened: the provider's time, else when we recorded it."""
+    return event.occurred_at or event.recorded_at
+
+
+def order_facts(event: EventLike) -> OrderFacts:
+    """The order's details in an ``order.*`` event of any order source."""
+    body = event.payload if isinstance(event.payload, dict) else {}
+    if event.provider == "shopify":
+        return OrderFacts(
+            total=_decimal(body.get("total_price")),
+            currency=_text(body.get("currency")),
+            customer=_text(body.get("email") or _get(body, "customer", "email")),
+            created_at=_time(body.get("created_at")),
+        )
+    return OrderFacts(
+        total=_decimal(body.get("orderTotal")),
+        currency=_text(body.get("currency")),
+        customer=_text(body.get("customerEmail")),
+        created_at=_time(body.get("createdAt")),
+        transaction_id=_text(body.get("transactionId")),
+        card_last4=_text(body.get("cardLast4")),
+    )
+
+
+def payment_transaction(event: EventLike) -> str | None:
+    """The gateway's transaction id in a captured or authorised payment event."""
+    body = event.payload if isinstance(event.payload, dict) else {}
+    inner = body.get("payload")
+    return _text(inner.get("id")) if isinstance(inner, dict) else None
+
+
+def veriff_decision(event: EventLike) -> Decision | None:
+    """The session and status of a Veriff event (``verification.<status>``)."""
+    if event.provider != "veriff" or not event.type.startswith("verification."):
+        return None
+    body = event.payload if isinstance(event.payload, dict) else {}
+    verification = body.get("verification")
+    if isinstance(verification, dict):
+        session = _text(verification.get("id"))
+        submitted = _time(verification.get("submissionTime"))
+    else:
+        session = _text(body.get("id"))
+        submitted = None
+    status = event.type.removeprefix("verification.")
+    if status == "submitted":
+        submitted = moment(event)
+    return Decision(session=session or "", status=status, at=moment(event), submitted_at=submitted)
+
+
+def _get(body: dict[str, Any], *path: str) -> Any:
+    value: Any = body
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment_ = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment_ if moment_.tzinfo else moment_.replace(tzinfo=UTC)

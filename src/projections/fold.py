@@ -1,0 +1,287 @@
+"""The fold: one order's events, in any arrival order, to its projected state.
+
+Pure: no database, no clock. Every projection and every scheduling decision
+starts from ``fold``; the same events always give the same state, so a rebuild
+equals the live projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from projections.facts import (
+    FINAL_DECISIONS,
+    HOOKLEDGER,
+    Decision,
+    EventLike,
+    OrderFacts,
+    moment,
+    order_facts,
+    payment_transaction,
+    veriff_decision,
+)
+
+# A later status wins over an earlier one whatever order the events came in.
+_ORDER_STATUSES = ("created", "paid", "cancelled", "refunded")
+TERMINAL_STATES = {
+    "countdown.satisfied": "satisfied",
+    "countdown.expired": "expired",
+    "countdown.cancelled": "cancelled",
+}
+
+
+class OrderRow(msgspec.Struct, frozen=True):
+    order_id: str
+    created_at: datetime | None
+    total: Decimal | None
+    currency: str | None
+    customer: str | None
+    status: str
+
+
+class VerificationRow(msgspec.Struct, frozen=True):
+    order_id: str
+    sessions: tuple[str, ...]
+    latest_decision: str | None
+    decided_at: datetime | None
+    submitted_at: datetime | None
+    attempts: int
+
+
+class CountdownRow(msgspec.Struct, frozen=True):
+    order_id: str
+    started_at: datetime
+    due_at: datetime
+    expires_at: datetime
+    reminders: tuple[datetime, ...]
+    reminded: tuple[datetime, ...]
+    state: str
+    closed_at: datetime | None
+
+
+class Timer(msgspec.Struct, frozen=True):
+    order_id: str
+    timer: str
+    due_at: datetime
+
+
+class OrderState(msgspec.Struct, frozen=True):
+    """Everything known about one order, plus what the policy and timers need."""
+
+    order_id: str
+    order: OrderRow | None
+    verification: VerificationRow | None
+    countdown: CountdownRow | None
+    timers: tuple[Timer, ...]
+    ordered_at: datetime | None  # when order.created happened (None: not seen yet)
+    facts: OrderFacts
+    shop_cancelled: bool
+    approval: str | None  # event id of an approval that satisfies the countdown
+    pending_submission: bool
+
+
+class _Started(msgspec.Struct, frozen=True):
+    started_at: datetime
+    due_at: datetime
+    reminders: tuple[datetime, ...]
+    grace_seconds: float = 0.0
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.grace_seconds)
+
+
+class _Collected:
+    """What one pass over the events gathers, before anything is derived."""
+
+    def __init__(self) -> None:
+        self.statuses: set[str] = set()
+        self.ordered_at: datetime | None = None
+        self.facts: list[OrderFacts] = []
+        self.transaction: str | None = None
+        self.shop_cancelled = False
+        self.decisions: list[tuple[Decision, EventLike]] = []
+        self.started: _Started | None = None
+        self.terminal: tuple[str, datetime] | None = None
+        self.reminded: set[datetime] = set()
+
+    def add(self, event: EventLike) -> None:
+        kind = event.type
+        if kind.startswith("order."):
+            self._order_event(event)
+        elif kind in ("payment.captured", "payment.authorized"):
+            self.transaction = self.transaction or payment_transaction(event)
+        elif kind == "payment.refunded":
+            self.statuses.add("refunded")
+        elif event.provider == HOOKLEDGER:
+            self._decision_event(event)
+        else:
+            decision = veriff_decision(event)
+            if decision is not None:
+                self.decisions.append((decision, event))
+
+    def _order_event(self, event: EventLike) -> None:
+        status = event.type.removeprefix("order.")
+        if status in _ORDER_STATUSES:
+            self.statuses.add(status)
+        if event.type == "order.created":
+            facts = order_facts(event)
+            # A resent order.created (a new delivery id) must not move the clock.
+            when = facts.created_at or moment(event)
+            self.ordered_at = when if self.ordered_at is None else min(self.ordered_at, when)
+            self.facts.insert(0, facts)
+        elif event.provider != HOOKLEDGER:
+            self.facts.append(order_facts(event))
+        if event.type == "order.cancelled" and event.provider != HOOKLEDGER:
+            self.shop_cancelled = True
+
+    def _decision_event(self, event: EventLike) -> None:
+        body: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
+        if event.type == "countdown.started":
+            self.started = msgspec.convert(body, _Started, strict=False)
+        elif event.type in TERMINAL_STATES:
+            self.terminal = (TERMINAL_STATES[event.type], moment(event))
+        elif event.type == "countdown.reminder_due":
+            reminded = msgspec.convert(body.get("reminder_at"), datetime, strict=False)
+            self.reminded.add(reminded)
+        elif event.type == "action.succeeded" and body.get("action") == "refund":
+            self.statuses.add("refunded")
+
+
+def fold(order_id: str, events: Iterable[EventLike]) -> OrderState:
+    """The state of one order from its events, whatever order they arrived in."""
+    seen = _Collected()
+    for event in events:
+        seen.add(event)
+    facts = _merge(seen.facts, seen.transaction)
+    started = seen.started
+    pending = _pending_submission(seen.decisions, started.due_at if started else None)
+    approval = _approval(seen.decisions, started)
+    countdown = _countdown(order_id, seen, pending) if started else None
+    return OrderState(
+        order_id=order_id,
+        order=_order(order_id, seen, facts),
+        verification=_verification(order_id, seen.decisions),
+        countdown=countdown,
+        timers=_timers(countdown, pending),
+        ordered_at=seen.ordered_at,
+        facts=facts,
+        shop_cancelled=seen.shop_cancelled,
+        approval=approval,
+        pending_submission=pending,
+    )
+
+
+def _merge(found: list[OrderFacts], transaction: str | None) -> OrderFacts:
+    merged: dict[str, Any] = {}
+    for facts in found:
+        for field in OrderFacts.__struct_fields__:
+            if merged.get(field) is None:
+                merged[field] = getattr(facts, field)
+    if merged.get("transaction_id") is None:
+        merged["transaction_id"] = transaction
+    return OrderFacts(**merged)
+
+
+def _order(order_id: str, seen: _Collected, facts: OrderFacts) -> OrderRow | None:
+    if not seen.statuses:
+        return None
+    status = max(seen.statuses, key=_ORDER_STATUSES.index)
+    return OrderRow(
+        order_id=order_id,
+        created_at=seen.ordered_at,
+        total=facts.total,
+        currency=facts.currency,
+        customer=facts.customer,
+        status=status,
+    )
+
+
+def _verification(
+    order_id: str, decisions: list[tuple[Decision, EventLike]]
+) -> VerificationRow | None:
+    if not decisions:
+        return None
+    final = sorted(
+        ((d, e) for d, e in decisions if d.status in FINAL_DECISIONS),
+        key=lambda pair: (pair[0].at, pair[1].recorded_at, pair[1].event_id),
+    )
+    submissions = [d.submitted_at for d, _ in decisions if d.submitted_at is not None]
+    latest = final[-1][0] if final else None
+    return VerificationRow(
+        order_id=order_id,
+        sessions=tuple(sorted({d.session for d, _ in decisions if d.session})),
+        latest_decision=latest.status if latest else None,
+        decided_at=latest.at if latest else None,
+        submitted_at=min(submissions) if submissions else None,
+        attempts=len(final),
+    )
+
+
+def _pending_submission(
+    decisions: list[tuple[Decision, EventLike]], due_at: datetime | None
+) -> bool:
+    """True when a session submitted by the due time still waits for its decision."""
+    if due_at is None:
+        return False
+    latest: dict[str, tuple[datetime, int, Decision]] = {}
+    for decision, _ in decisions:
+        key = (decision.at, 0 if decision.status == "submitted" else 1, decision)
+        current = latest.get(decision.session)
+        if current is None or key[:2] > current[:2]:
+            latest[decision.session] = key
+    return any(
+        d.status == "submitted" and d.submitted_at is not None and d.submitted_at <= due_at
+        for _, _, d in latest.values()
+    )
+
+
+def _approval(decisions: list[tuple[Decision, EventLike]], started: _Started | None) -> str | None:
+    """An approval that counts: submitted by the due time (by the verification's own
+    submission time, else its decision time), and recorded within the grace after."""
+    if started is None:
+        return None
+    qualifying = [
+        event
+        for decision, event in decisions
+        if decision.status == "approved"
+        and (decision.submitted_at or decision.at) <= started.due_at
+        and event.recorded_at <= started.due_at + started.grace
+    ]
+    if not qualifying:
+        return None
+    return min(qualifying, key=lambda e: (e.recorded_at, e.event_id)).event_id
+
+
+def _countdown(order_id: str, seen: _Collected, pending: bool) -> CountdownRow:
+    started = seen.started
+    assert started is not None
+    state, closed_at = seen.terminal if seen.terminal else ("running", None)
+    return CountdownRow(
+        order_id=order_id,
+        started_at=started.started_at,
+        due_at=started.due_at,
+        expires_at=started.due_at + started.grace if pending else started.due_at,
+        reminders=started.reminders,
+        reminded=tuple(sorted(seen.reminded)),
+        state=state,
+        closed_at=closed_at,
+    )
+
+
+def _timers(countdown: CountdownRow | None, pending: bool) -> tuple[Timer, ...]:
+    if countdown is None or countdown.state != "running":
+        return ()
+    timers = [Timer(countdown.order_id, "expire", countdown.expires_at)]
+    if not pending:
+        timers.extend(
+            Timer(countdown.order_id, f"reminder:{at.isoformat()}", at)
+            for at in countdown.reminders
+            if at not in countdown.reminded
+        )
+    return tuple(timers)

@@ -1,0 +1,172 @@
+"""The projections: each rewrites the rows of the orders a batch of events touched,
+from a fold of those orders' whole streams, so arrival order never matters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, LiteralString
+
+from events.connector import Row, Session
+from events.model import RecordedEvent
+from events.queries import load
+from projections.facts import FoldEvent, order_id_of
+from projections.fold import OrderState, fold
+
+QUERIES = load(Path(__file__).with_name("queries.sql"))
+
+
+class Table:
+    """One table a projection writes: its columns, and how to refill rows."""
+
+    def __init__(
+        self,
+        name: str,
+        columns: tuple[str, ...],
+        delete: str,
+        insert: str,
+        *,
+        timestamped: bool = True,
+    ) -> None:
+        self.name = name
+        self.columns = columns
+        self.timestamped = timestamped  # has an updated_at column besides ``columns``
+        self.delete: LiteralString = QUERIES[delete]
+        self.insert: LiteralString = QUERIES[insert]
+
+
+class Projection:
+    """A named fold into tables; ``rows`` turns one order's state into each
+    table's rows (values in the order of the table's columns)."""
+
+    def __init__(self, name: str, tables: tuple[Table, ...]) -> None:
+        self.name = name
+        self.tables = tables
+
+    @property
+    def consumer_name(self) -> str:
+        return f"projection.{self.name}"
+
+    def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
+        raise NotImplementedError
+
+    async def write(self, session: Session, states: Sequence[OrderState]) -> None:
+        """Replace the rows of these orders with what their states say."""
+        ids = [s.order_id for s in states]
+        per_table: list[list[tuple[Any, ...]]] = [[] for _ in self.tables]
+        for state in states:
+            for bucket, rows in zip(per_table, self.rows(state), strict=True):
+                bucket.extend(rows)
+        for table, rows in zip(self.tables, per_table, strict=True):
+            await session.execute(table.delete, (ids,))
+            if rows:
+                await session.execute(table.insert, [list(c) for c in zip(*rows, strict=True)])
+
+
+class OrdersProjection(Projection):
+    def __init__(self) -> None:
+        columns = ("order_id", "created_at", "total", "currency", "customer", "status")
+        super().__init__("orders", (Table("orders", columns, "delete_orders", "insert_orders"),))
+
+    def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
+        o = state.order
+        if o is None:
+            return [[]]
+        return [[(o.order_id, o.created_at, o.total, o.currency, o.customer, o.status)]]
+
+
+class VerificationsProjection(Projection):
+    def __init__(self) -> None:
+        columns = ("order_id", "sessions", "latest_decision", "decided_at", "submitted_at",
+                   "attempts")  # fmt: skip
+        table = Table("verifications", columns, "delete_verifications", "insert_verifications")
+        super().__init__("verifications", (table,))
+
+    def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
+        v = state.verification
+        if v is None:
+            return [[]]
+        return [[(v.order_id, array_literal(v.sessions), v.latest_decision, v.decided_at,
+                  v.submitted_at, v.attempts)]]  # fmt: skip
+
+
+class CountdownsProjection(Projection):
+    def __init__(self) -> None:
+        columns = ("order_id", "started_at", "due_at", "expires_at", "reminders", "reminded",
+                   "state", "closed_at")  # fmt: skip
+        super().__init__(
+            "countdowns",
+            (
+                Table("countdowns", columns, "delete_countdowns", "insert_countdowns"),
+                Table(
+                    "countdown_timers",
+                    ("order_id", "timer", "due_at"),
+                    "delete_timers",
+                    "insert_timers",
+                    timestamped=False,
+                ),
+            ),
+        )
+
+    def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
+        c = state.countdown
+        if c is None:
+            return [[], []]
+        countdown = (c.order_id, c.started_at, c.due_at, c.expires_at, times_literal(c.reminders),
+                     times_literal(c.reminded), c.state, c.closed_at)  # fmt: skip
+        return [[countdown], [(t.order_id, t.timer, t.due_at) for t in state.timers]]
+
+    async def write(self, session: Session, states: Sequence[OrderState]) -> None:
+        await super().write(session, states)
+        # Wake the timer workers: a new or moved timer may be due before they'd look.
+        await session.execute(QUERIES["notify_timers"])
+
+
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p for p in (OrdersProjection(), VerificationsProjection(), CountdownsProjection())
+}
+
+
+class ProjectionConsumer:
+    """Applies a projection to each batch of the ledger (a ``Consumer``)."""
+
+    def __init__(self, projection: Projection) -> None:
+        self.projection = projection
+        self.name = projection.consumer_name
+
+    async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
+        streams = sorted({e.stream for e in events if order_id_of(e.stream) is not None})
+        if streams:
+            states = await fold_streams(session, streams)
+            await self.projection.write(session, states)
+
+
+async def fold_streams(session: Session, streams: Sequence[str]) -> list[OrderState]:
+    """Read these order streams whole and fold each."""
+    rows = await session.fetch_all(QUERIES["read_order_streams"], (list(streams),))
+    return [fold(order, events) for order, events in group_by_order(rows)]
+
+
+def group_by_order(rows: Iterable[Row]) -> Iterable[tuple[str, list[FoldEvent]]]:
+    """Rows sorted by stream, as (order id, its events)."""
+    current: str | None = None
+    events: list[FoldEvent] = []
+    for stream, *fields in rows:
+        if stream != current:
+            if current is not None and events:
+                yield current.removeprefix("order-"), events
+            current, events = stream, []
+        events.append(FoldEvent(*fields))
+    if current is not None and events:
+        yield current.removeprefix("order-"), events
+
+
+def array_literal(values: Iterable[str]) -> str:
+    """A Postgres array literal, each element quoted."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def times_literal(values: Iterable[datetime]) -> str:
+    return array_literal(v.isoformat() for v in values)

@@ -1,0 +1,90 @@
+-- The projections' SQL, each under a "-- name: NAME" header. Each projection
+-- rewrites the rows of the orders a batch touched: delete them, insert them anew.
+
+-- name: read_order_streams [unprepared]
+SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
+FROM events
+WHERE stream = ANY(%b::text[])
+ORDER BY stream, stream_version
+
+-- name: read_all_order_streams
+-- A rebuild reads every order's stream once, each stream's events together.
+SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
+FROM events
+WHERE stream LIKE 'order-%%' AND position <= %s
+ORDER BY stream, stream_version
+
+-- name: streams_after [unprepared]
+SELECT DISTINCT stream FROM events WHERE position > %s AND position <= %s AND stream LIKE 'order-%%'
+
+-- name: head_position
+SELECT coalesce(max(position), 0) FROM events
+
+-- name: delete_orders
+DELETE FROM orders WHERE order_id = ANY(%b::text[])
+
+-- name: insert_orders
+INSERT INTO orders (order_id, created_at, total, currency, customer, status, updated_at)
+SELECT order_id, created_at, total, currency, customer, status, now()
+FROM unnest(%b::text[], %b::timestamptz[], %b::numeric[], %b::text[], %b::text[], %b::text[])
+     AS t(order_id, created_at, total, currency, customer, status)
+
+-- name: delete_verifications
+DELETE FROM verifications WHERE order_id = ANY(%b::text[])
+
+-- name: insert_verifications
+INSERT INTO verifications (order_id, sessions, latest_decision, decided_at, submitted_at,
+                           attempts, updated_at)
+SELECT order_id, sessions::text[], latest_decision, decided_at, submitted_at,
+       attempts, now()
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[], %b::int4[])
+     AS t(order_id, sessions, latest_decision, decided_at, submitted_at, attempts)
+
+-- name: delete_countdowns
+DELETE FROM countdowns WHERE order_id = ANY(%b::text[])
+
+-- name: insert_countdowns
+INSERT INTO countdowns (order_id, started_at, due_at, expires_at, reminders, reminded, state,
+                        closed_at, updated_at)
+SELECT order_id, started_at, due_at, expires_at, reminders::timestamptz[], reminded::timestamptz[],
+       state, closed_at, now()
+FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::text[],
+            %b::text[], %b::text[], %b::timestamptz[])
+     AS t(order_id, started_at, due_at, expires_at, reminders, reminded, state, closed_at)
+
+-- name: delete_timers
+DELETE FROM countdown_timers WHERE order_id = ANY(%b::text[])
+
+-- name: insert_timers
+INSERT INTO countdown_timers (order_id, timer, due_at)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[])
+
+-- name: notify_timers
+SELECT pg_notify('hookledger_timers', '')
+
+-- name: order_row
+SELECT order_id, created_at, total, currency, customer, status, updated_at
+FROM orders WHERE order_id = %s
+
+-- name: verification_row
+SELECT order_id, sessions, latest_decision, decided_at, submitted_at, attempts, updated_at
+FROM verifications WHERE order_id = %s
+
+-- name: countdown_row
+SELECT order_id, started_at, due_at, expires_at, reminders, reminded, state, closed_at, updated_at
+FROM countdowns WHERE order_id = %s
+
+-- name: create_shadow
+DROP TABLE IF EXISTS {shadow};
+CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)
+
+-- name: swap_in_shadow
+ALTER TABLE {live} RENAME TO {old};
+ALTER TABLE {shadow} RENAME TO {live};
+DROP TABLE {old}
+
+-- name: drop_shadow
+DROP TABLE IF EXISTS {shadow}
+
+-- name: repeatable_read
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ

@@ -1,0 +1,1 @@
+"""The scheduler: the countdown policy, its timers, and the actions they lead to."""

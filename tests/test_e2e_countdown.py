@@ -1,0 +1,81 @@
+"""The countdown end to end: a real server, a 3 s window, real webhooks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.countdown_helpers import (
+    WINDOW_ENV,
+    countdown_state,
+    expiry_lateness,
+    now_order,
+    types_of,
+)
+from tests.e2e_helpers import decision_body, send_post_purchase, send_veriff, wait_for
+from tests.support import ServerProcess
+
+
+@pytest.fixture
+def countdown_server(database_url: str) -> Iterator[ServerProcess]:
+    process = ServerProcess(database_url, env=WINDOW_ENV).start()
+    yield process
+    process.stop()
+
+
+def test_an_order_alone_expires_within_a_second_of_its_due_time(
+    countdown_server: ServerProcess, database_url: str
+) -> None:
+    order = f"o-{uuid.uuid4().hex[:8]}"
+    assert send_post_purchase(countdown_server.url, now_order(order)).status_code == 200
+    lateness = wait_for(lambda: expiry_lateness(database_url, order), timeout=15)
+    assert lateness is not None, types_of(database_url, order)
+    assert 0 <= lateness < 1.0
+    history = wait_for(
+        lambda: (t := types_of(database_url, order)).count("action.dry_run") >= 3 and t, 15
+    )
+    assert history, types_of(database_url, order)
+    assert history[:3] == ["order.created", "countdown.started", "countdown.reminder_due"]
+    assert {"countdown.expired", "order.cancelled"} <= set(history)
+    state = httpx.get(f"{countdown_server.url}/api/v1/orders/{order}", timeout=5).json()
+    assert state["countdown"]["state"] == "expired"
+    assert state["order"]["status"] == "cancelled"
+    assert {a["action"] for a in state["actions"]} == {"email.reminder", "refund", "email.expired"}
+    assert all(a["idempotency_key"] for a in state["actions"])
+
+
+def test_an_order_approved_before_its_due_time_is_satisfied_and_never_expires(
+    countdown_server: ServerProcess, database_url: str
+) -> None:
+    order = f"o-{uuid.uuid4().hex[:8]}"
+    send_post_purchase(countdown_server.url, now_order(order))
+    assert send_veriff(countdown_server.url, decision_body(order)).status_code == 200
+    assert wait_for(lambda: countdown_state(database_url, order) == "satisfied", 10)
+    time.sleep(3.5)
+    history = types_of(database_url, order)
+    assert "countdown.satisfied" in history
+    assert "countdown.expired" not in history
+
+
+def test_a_verification_before_its_order_means_the_order_never_expires(
+    countdown_server: ServerProcess, database_url: str
+) -> None:
+    order = f"o-{uuid.uuid4().hex[:8]}"
+    send_veriff(countdown_server.url, decision_body(order))
+    time.sleep(0.5)
+    send_post_purchase(countdown_server.url, now_order(order))
+    assert wait_for(lambda: countdown_state(database_url, order) == "satisfied", 10)
+    time.sleep(3.5)
+    assert "countdown.expired" not in types_of(database_url, order)
+    status = httpx.get(f"{countdown_server.url}/api/v1/orders/{order}", timeout=5).json()
+    assert status["verification"]["latest_decision"] == "approved"
+
+
+def test_an_unknown_order_is_404(countdown_server: ServerProcess) -> None:
+    response = httpx.get(f"{countdown_server.url}/api/v1/orders/nope", timeout=5)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
