@@ -102,7 +102,7 @@ class _Collected:
     def __init__(self) -> None:
         self.statuses: set[str] = set()
         self.ordered_at: datetime | None = None
-        self.facts: list[OrderFacts] = []
+        self.facts: list[tuple[int, datetime, str, OrderFacts]] = []
         self.transaction: str | None = None
         self.shop_cancelled = False
         self.decisions: list[tuple[Decision, EventLike]] = []
@@ -134,9 +134,9 @@ class _Collected:
             # A resent order.created (a new delivery id) must not move the clock.
             when = facts.created_at or moment(event)
             self.ordered_at = when if self.ordered_at is None else min(self.ordered_at, when)
-            self.facts.insert(0, facts)
+            self.facts.append((0, moment(event), event.event_id, facts))
         elif event.provider != HOOKLEDGER:
-            self.facts.append(order_facts(event))
+            self.facts.append((1, moment(event), event.event_id, order_facts(event)))
         if event.type == "order.cancelled" and event.provider != HOOKLEDGER:
             self.shop_cancelled = True
 
@@ -177,9 +177,13 @@ def fold(order_id: str, events: Iterable[EventLike]) -> OrderState:
     )
 
 
-def _merge(found: list[OrderFacts], transaction: str | None) -> OrderFacts:
+def _merge(
+    found: list[tuple[int, datetime, str, OrderFacts]], transaction: str | None
+) -> OrderFacts:
+    """The order's details: the earliest order.created first, then other order
+    events filling what it lacks; never dependent on arrival order."""
     merged: dict[str, Any] = {}
-    for facts in found:
+    for *_, facts in sorted(found, key=lambda item: item[:3]):
         for field in OrderFacts.__struct_fields__:
             if merged.get(field) is None:
                 merged[field] = getattr(facts, field)
@@ -229,28 +233,35 @@ def _pending_submission(
     """True when a session submitted by the due time still waits for its decision."""
     if due_at is None:
         return False
-    latest: dict[str, tuple[datetime, int, Decision]] = {}
-    for decision, _ in decisions:
-        key = (decision.at, 0 if decision.status == "submitted" else 1, decision)
+    latest: dict[str, tuple[datetime, int, str, Decision]] = {}
+    for decision, event in decisions:
+        key = (decision.at, 0 if decision.status == "submitted" else 1, event.event_id, decision)
         current = latest.get(decision.session)
-        if current is None or key[:2] > current[:2]:
+        if current is None or key[:3] > current[:3]:
             latest[decision.session] = key
     return any(
         d.status == "submitted" and d.submitted_at is not None and d.submitted_at <= due_at
-        for _, _, d in latest.values()
+        for *_, d in latest.values()
     )
 
 
 def _approval(decisions: list[tuple[Decision, EventLike]], started: _Started | None) -> str | None:
-    """An approval that counts: submitted by the due time (by the verification's own
-    submission time, else its decision time), and recorded within the grace after."""
+    """An approval that counts: its session submitted by the due time (by Veriff's
+    submission time or a ``submitted`` event, else the decision's own time), and
+    the decision recorded within the grace period after the due time."""
     if started is None:
         return None
+    submitted: dict[str, datetime] = {}
+    for decision, _ in decisions:
+        if decision.status == "submitted" and decision.submitted_at is not None:
+            earliest = submitted.get(decision.session, decision.submitted_at)
+            submitted[decision.session] = min(earliest, decision.submitted_at)
     qualifying = [
         event
         for decision, event in decisions
         if decision.status == "approved"
-        and (decision.submitted_at or decision.at) <= started.due_at
+        and min(decision.submitted_at or decision.at, submitted.get(decision.session, decision.at))
+        <= started.due_at
         and event.recorded_at <= started.due_at + started.grace
     ]
     if not qualifying:
