@@ -459,6 +459,9 @@ class Server:
                     str(self.port),
                     "--workers",
                     str(self.workers),
+                    # Intake alone: projections and timers run in `hookledger worker`
+                    # processes of their own in a deployment sized for this load.
+                    "--no-workers",
                 ],
                 env=self.env,
                 cwd=ROOT,

@@ -9,7 +9,11 @@ import psycopg
 
 from tests.e2e_helpers import order_body
 
-WINDOW_ENV = {"HOOKLEDGER_COUNTDOWN_WINDOW": "3s", "HOOKLEDGER_COUNTDOWN_REMINDERS": "1s"}
+WINDOW_ENV = {
+    "HOOKLEDGER_COUNTDOWN_WINDOW": "3s",
+    "HOOKLEDGER_COUNTDOWN_REMINDERS": "1s",
+    "HOOKLEDGER_BACKGROUND": "true",
+}
 
 
 def now_order(order_id: str, **extra: Any) -> dict[str, Any]:

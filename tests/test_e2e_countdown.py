@@ -75,6 +75,20 @@ def test_a_verification_before_its_order_means_the_order_never_expires(
     assert status["verification"]["latest_decision"] == "approved"
 
 
+def test_metrics_show_each_consumer_s_lag(countdown_server: ServerProcess) -> None:
+    send_post_purchase(countdown_server.url, now_order(f"o-{uuid.uuid4().hex[:8]}"))
+
+    def lag_lines() -> list[str]:
+        text = httpx.get(f"{countdown_server.url}/metrics", timeout=5).text
+        return [line for line in text.splitlines() if line.startswith("hookledger_consumer_lag")]
+
+    lines = wait_for(lambda: len(lag_lines()) >= 8 and lag_lines(), 10)
+    assert lines
+    assert 'hookledger_consumer_lag_events{consumer="projection.countdowns"}' in "\n".join(lines)
+    assert any(line.startswith('hookledger_consumer_lag_seconds{consumer="policy.countdown"}')
+               for line in lines)  # fmt: skip
+
+
 def test_an_unknown_order_is_404(countdown_server: ServerProcess) -> None:
     response = httpx.get(f"{countdown_server.url}/api/v1/orders/nope", timeout=5)
     assert response.status_code == 404

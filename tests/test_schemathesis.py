@@ -30,6 +30,7 @@ WEBHOOK = "POST /api/v1/{provider}/webhook"
 EXPECTED_OPERATIONS = {
     WEBHOOK,
     "GET /api/v1/orders/{order_id}/events",
+    "GET /api/v1/orders/{order_id}",
     "GET /health",
     "GET /healthz",
     "GET /metrics",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from events.checkpoints import ConsumerLag
 
 
 class Metrics:
@@ -40,9 +46,38 @@ class Metrics:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
 
-    def render(self) -> bytes:
-        if not self.multiprocess:
-            return generate_latest(self.registry)
-        combined = CollectorRegistry()
-        MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
-        return generate_latest(combined)
+    def render(self, lags: Sequence[ConsumerLag] = ()) -> bytes:
+        """The text exposition; ``lags`` (read from the database at scrape time,
+        the same for every process) are added as gauges."""
+        if self.multiprocess:
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            text = generate_latest(combined)
+        else:
+            text = generate_latest(self.registry)
+        if lags:
+            scraped = CollectorRegistry()
+            scraped.register(_LagCollector(lags))
+            text += generate_latest(scraped)
+        return text
+
+
+class _LagCollector(Collector):
+    def __init__(self, lags: Sequence[ConsumerLag]) -> None:
+        self._lags = lags
+
+    def collect(self) -> Iterable[Metric]:
+        events = GaugeMetricFamily(
+            "hookledger_consumer_lag_events",
+            "Events a consumer (projection, policy, exporter) has still to take",
+            labels=["consumer"],
+        )
+        seconds = GaugeMetricFamily(
+            "hookledger_consumer_lag_seconds",
+            "How long the oldest event a consumer has still to take has waited",
+            labels=["consumer"],
+        )
+        for lag in self._lags:
+            events.add_metric([lag.name], lag.events)
+            seconds.add_metric([lag.name], lag.seconds)
+        return [events, seconds]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, Response, get
 
 from api.errors import RETRY_AFTER_SECONDS
 from api.services import Services
+from events.checkpoints import consumer_lags
 from events.errors import HookledgerError
 from events.queries import QUERIES
+
+log = logging.getLogger(__name__)
 
 
 @get("/healthz", summary="Liveness", tags=["operations"])
@@ -35,6 +39,12 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type="text/plain")
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     services: Services = request.app.state.services
+    try:
+        lags = await consumer_lags(services.db)
+    except HookledgerError as exc:
+        # Metrics must answer while the database is away: show what this process knows.
+        log.warning("consumer lag not read", extra={"error": exc.detail})
+        lags = []
     return Response(
-        services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        services.metrics.render(lags), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

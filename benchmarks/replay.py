@@ -1,0 +1,145 @@
+"""Replay benchmark: rebuild every projection from a ledger of N events.
+
+Fills a scratch database (``hl_bench_*``) with orders as the service records
+them (order, countdown start, Veriff session events and decisions, the
+countdown's end, action outcomes), then times ``replay`` of all projections
+together and prints events/s against the target. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from events.appender import write
+from events.connector import Database
+from events.model import NewEvent
+from hookledger.migrations import migrate
+from projections.projectors import PROJECTIONS
+from projections.replay import replay
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET_RATE = 100_000.0
+WRITE_BATCH = 5_000
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def order_events(n: int, rng: random.Random) -> list[NewEvent]:
+    """One order's events, about six of them, as the service would have recorded."""
+    order = f"bench-{n}"
+    stream = f"order-{order}"
+    at = T0 + timedelta(seconds=n)
+    due = at + timedelta(hours=72)
+    session = uuid.UUID(int=rng.getrandbits(128)).hex
+    outcome = "approved" if rng.random() < 0.8 else "declined"
+
+    def event(provider: str, event_id: str, kind: str, body: dict[str, object]) -> NewEvent:
+        raw = msgspec.json.encode(body)
+        return NewEvent(provider, event_id, stream, kind, raw, raw, at, {"correlation_id": "b"})
+
+    events = [
+        event("post-purchase", f"msg_{order}", "order.created",
+              {"event": "order.created", "orderId": order, "orderTotal": 59.9, "currency": "EUR",
+               "customerEmail": f"{order}@example.com", "createdAt": at.isoformat()}),
+        event("hookledger", f"countdown.started:{order}", "countdown.started",
+              {"order_id": order, "started_at": at.isoformat(), "due_at": due.isoformat(),
+               "reminders": [(due - timedelta(hours=24)).isoformat()], "grace_seconds": 86400}),
+        event("veriff", f"event:{session}::submitted", "verification.submitted",
+              {"id": session, "action": "submitted", "vendorData": order}),
+        event("veriff", f"decision:{session}:9001:{outcome}:", f"verification.{outcome}",
+              {"status": "success", "verification": {"id": session, "status": outcome,
+               "code": 9001, "vendorData": order, "decisionTime": at.isoformat()}}),
+    ]  # fmt: skip
+    if outcome == "approved":
+        events.append(event("hookledger", f"countdown.closed:{order}", "countdown.satisfied",
+                            {"order_id": order, "verification": events[-1].event_id}))  # fmt: skip
+    else:
+        events.append(event("hookledger", f"countdown.closed:{order}", "countdown.expired",
+                            {"order_id": order, "due_at": due.isoformat()}))  # fmt: skip
+        key = f"refund:countdown.closed:{order}"
+        events.append(event("hookledger", f"action:{key}:dry_run", "action.dry_run",
+                            {"action": "refund", "idempotency_key": key}))  # fmt: skip
+    return events
+
+
+async def fill(url: str, events_wanted: int) -> int:
+    """Append orders until the ledger holds at least ``events_wanted`` events."""
+    rng = random.Random(1)
+    db = Database(url, max_size=2)
+    await db.open()
+    written = 0
+    n = 0
+    started = time.perf_counter()
+    try:
+        await migrate(db)
+        while written < events_wanted:
+            batch: list[NewEvent] = []
+            while len(batch) < WRITE_BATCH:
+                batch.extend(order_events(n, rng))
+                n += 1
+            await write(db, batch)
+            written += len(batch)
+            elapsed = time.perf_counter() - started
+            print(f"\rfilling: {written:,} events ({written / elapsed:,.0f}/s)",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+    finally:
+        await db.close()
+    print(file=sys.stderr)
+    return written
+
+
+async def measure(url: str) -> None:
+    db = Database(url, max_size=4)
+    await db.open()
+    try:
+        report = await replay(db, list(PROJECTIONS.values()))
+    finally:
+        await db.close()
+    rate = report.events / report.seconds
+    verdict = "meets" if rate >= TARGET_RATE else "misses"
+    print(f"replay of all projections ({', '.join(report.projections)}):")
+    print(f"  events          {report.events:>12,}")
+    print(f"  orders          {report.orders:>12,}")
+    print(f"  seconds         {report.seconds:>12.2f}")
+    print(f"  events/s        {rate:>12,.0f}   ({verdict} the target of {TARGET_RATE:,.0f})")
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    name = f"hl_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--database-url", default=DEFAULT_SERVER, help="a server to make scratch databases on"
+    )
+    args = parser.parse_args()
+    with scratch_database(args.database_url) as url:
+        asyncio.run(fill(url, args.events))
+        asyncio.run(measure(url))
+
+
+if __name__ == "__main__":
+    main()
