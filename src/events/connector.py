@@ -3,6 +3,7 @@ translation of driver errors into hookledger's own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -113,11 +114,25 @@ class Session:
         self, query: LiteralString, params: Sequence[Any] = (), size: int = 2000
     ) -> AsyncIterator[Row]:
         """Iterate a large result through a server-side cursor."""
+        async for rows in self.stream_batches(query, params, size):
+            for row in rows:
+                yield row
+
+    async def stream_batches(
+        self, query: LiteralString, params: Sequence[Any] = (), size: int = 2000
+    ) -> AsyncIterator[list[Row]]:
+        """A large result in lists of up to ``size`` rows; the next list is asked
+        for before this one is handed over, so the server works while we do."""
         async with _translated(), self._conn.cursor(name="hookledger_stream") as cur:
             await cur.execute(query, params)
-            while rows := await cur.fetchmany(size):
-                for row in rows:
-                    yield row
+            rows = await cur.fetchmany(size)
+            while rows:
+                following = asyncio.ensure_future(cur.fetchmany(size))
+                await asyncio.sleep(0)  # let it send the FETCH before we get busy
+                try:
+                    yield rows
+                finally:
+                    rows = await following
 
 
 SecondPhase = Callable[[list[list[Row]]], Sequence[Statement]]

@@ -61,7 +61,7 @@ class Projection:
         for table, rows in zip(self.tables, per_table, strict=True):
             await session.execute(table.delete, (ids,))
             if rows:
-                await session.execute(table.insert, [list(c) for c in zip(*rows, strict=True)])
+                await session.execute(table.insert, [_column(c) for c in zip(*rows, strict=True)])
 
 
 class OrdersProjection(Projection):
@@ -87,7 +87,7 @@ class VerificationsProjection(Projection):
         v = state.verification
         if v is None:
             return [[]]
-        return [[(v.order_id, array_literal(v.sessions), v.latest_decision, v.decided_at,
+        return [[(v.order_id, list(v.sessions), v.latest_decision, v.decided_at,
                   v.submitted_at, v.attempts)]]  # fmt: skip
 
 
@@ -113,8 +113,8 @@ class CountdownsProjection(Projection):
         c = state.countdown
         if c is None:
             return [[], []]
-        countdown = (c.order_id, c.started_at, c.due_at, c.expires_at, times_literal(c.reminders),
-                     times_literal(c.reminded), c.state, c.closed_at)  # fmt: skip
+        countdown = (c.order_id, c.started_at, c.due_at, c.expires_at, list(c.reminders),
+                     list(c.reminded), c.state, c.closed_at)  # fmt: skip
         return [[countdown], [(t.order_id, t.timer, t.due_at) for t in state.timers]]
 
     async def write(self, session: Session, states: Sequence[OrderState]) -> None:
@@ -162,11 +162,19 @@ def group_by_order(rows: Iterable[Row]) -> Iterable[tuple[str, list[FoldEvent]]]
         yield current.removeprefix("order-"), events
 
 
+def _column(values: tuple[Any, ...]) -> list[Any]:
+    """One column for ``unnest``: arrays inside it travel as array literals, since
+    unnest would flatten an array of arrays."""
+    if values and isinstance(values[0], list):
+        return [array_literal(map(_text, v)) for v in values]
+    return list(values)
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def array_literal(values: Iterable[str]) -> str:
     """A Postgres array literal, each element quoted."""
     quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
     return "{" + ",".join(quoted) + "}"
-
-
-def times_literal(values: Iterable[datetime]) -> str:
-    return array_literal(v.isoformat() for v in values)
