@@ -205,7 +205,7 @@ REFUSALS: dict[str, Callable[[], Refusal]] = {
         401, "signature_rejected",
     ),
     "unknown provider": lambda: Refusal(
-        "/api/v1/stripe/webhook", _VALID_ORDER, veriff_headers(_VALID_ORDER), 404, "not_found"
+        "/api/v1/nobody/webhook", _VALID_ORDER, veriff_headers(_VALID_ORDER), 404, "not_found"
     ),
     "text/plain content type": lambda: Refusal(
         VERIFF_PATH, _VALID_ORDER, {**veriff_headers(_VALID_ORDER), "content-type": "text/plain"},
