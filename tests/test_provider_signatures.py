@@ -43,14 +43,12 @@ from api.sendgrid_signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     load_public_key,
-    new_key_pair,
     sendgrid_sign,
     verify_sendgrid,
 )
 from api.signatures import (
     STRIPE_TOLERANCE,
     authorizenet_sign,
-    hmac_sha256_hex,
     shopify_sign,
     standard_webhooks_sign,
     stripe_sign,
@@ -59,6 +57,18 @@ from api.signatures import (
     verify_stripe,
 )
 from events.errors import SignatureRejected
+from tests.support import (
+    AUTHORIZENET_SECRET,
+    POST_PURCHASE_SECRET,
+    SENDGRID_PRIVATE_KEY,
+    SENDGRID_PUBLIC_KEY,
+    SHOPIFY_SECRET,
+    SOURCE,
+    SOURCE_SECRET,
+    STRIPE_SECRET,
+    VERIFF_SECRET,
+    signed,
+)
 
 NOW = 1_700_000_000
 EXAMPLES = settings(max_examples=40, deadline=None)
@@ -288,7 +298,7 @@ SG_BODY = (
 SG_HEADERS = {SIGNATURE_HEADER: SG_SIGNATURE, TIMESTAMP_HEADER: SG_TIMESTAMP}
 SG_SIGNED_AT = int(SG_TIMESTAMP)
 
-LOCAL_PRIVATE, LOCAL_PUBLIC = new_key_pair()
+LOCAL_PRIVATE, LOCAL_PUBLIC = SENDGRID_PRIVATE_KEY, SENDGRID_PUBLIC_KEY
 
 
 def test_sendgrid_accepts_the_delivery_sendgrid_signed() -> None:
@@ -368,8 +378,6 @@ def test_sendgrid_verification_key_that_cannot_be_used_is_refused_at_start(key: 
 
 # --- configured Standard Webhooks sources, against svix -----------------------------
 
-SOURCE_SECRET = "whsec_" + base64.b64encode(b"configured source key").decode()
-
 
 def source(secret: str = SOURCE_SECRET) -> StandardSource:
     return StandardSource(
@@ -420,52 +428,33 @@ class Scheme:
         self.signed = signed
 
     def sign(self, body: bytes) -> dict[str, str]:
-        return SIGNERS[self.name](body)
+        headers = signed(self.name, body, now=NOW)
+        del headers["content-type"]
+        return headers
 
     def verify(self, headers: dict[str, str], body: bytes) -> None:
         self.adapter.verify(headers, body, NOW)
 
 
-SHOPIFY_SECRET = "shpss_test"
-STRIPE_SECRET = "whsec_stripe_test"
-PP_SECRET = "whsec_" + base64.b64encode(b"post-purchase").decode()
-
-SIGNERS = {
-    "veriff": lambda body: {"x-hmac-signature": hmac_sha256_hex("v", body)},
-    "post-purchase": lambda body: {
-        "webhook-id": "msg_1",
-        "webhook-timestamp": str(NOW),
-        "webhook-signature": standard_webhooks_sign(PP_SECRET, "msg_1", NOW, body),
-    },
-    "returns": lambda body: {
-        "svix-id": "msg_2",
-        "svix-timestamp": str(NOW),
-        "svix-signature": standard_webhooks_sign(SOURCE_SECRET, "msg_2", NOW, body),
-    },
-    "shopify": lambda body: {"x-shopify-hmac-sha256": shopify_sign(SHOPIFY_SECRET, body)},
-    "stripe": lambda body: {"stripe-signature": stripe_sign(STRIPE_SECRET, NOW, body)},
-    "authorizenet": lambda body: {"x-anet-signature": authorizenet_sign(ANET_KEY, body)},
-    "sendgrid": lambda body: sendgrid_sign(LOCAL_PRIVATE, NOW, body),
-}
-
-
 def _schemes() -> list[Scheme]:
     def returns(secrets: list[str]) -> Adapter:
-        return StandardSource("returns", secrets, "[sources.returns].secret", order_path=None,
+        return StandardSource(SOURCE, secrets, "[sources.returns].secret", order_path=None,
                               type_path="type", fixed_type=None, time_path=None)  # fmt: skip
 
     def built_in(kind: type[Adapter]) -> Callable[[list[str]], Adapter]:
         return lambda secrets: kind(secrets, f"HOOKLEDGER_{kind.__name__.upper()}_SECRET")
 
     return [
-        Scheme("veriff", built_in(Veriff), "v", ("x-hmac-signature",)),
-        Scheme("post-purchase", built_in(PostPurchase), PP_SECRET,
+        Scheme("veriff", built_in(Veriff), VERIFF_SECRET, ("x-hmac-signature",)),
+        Scheme("post-purchase", built_in(PostPurchase), POST_PURCHASE_SECRET,
                ("webhook-id", "webhook-timestamp", "webhook-signature")),
-        Scheme("returns", returns, SOURCE_SECRET, ("svix-id", "svix-timestamp", "svix-signature")),
+        Scheme(SOURCE, returns, SOURCE_SECRET, ("svix-id", "svix-timestamp", "svix-signature")),
         Scheme("shopify", built_in(Shopify), SHOPIFY_SECRET, ("x-shopify-hmac-sha256",)),
         Scheme("stripe", built_in(Stripe), STRIPE_SECRET, ("stripe-signature",)),
-        Scheme("authorizenet", built_in(AuthorizeNet), ANET_KEY, ("x-anet-signature",)),
-        Scheme("sendgrid", built_in(SendGrid), LOCAL_PUBLIC, (SIGNATURE_HEADER, TIMESTAMP_HEADER)),
+        Scheme("authorizenet", built_in(AuthorizeNet), AUTHORIZENET_SECRET,
+               ("x-anet-signature",)),
+        Scheme("sendgrid", built_in(SendGrid), SENDGRID_PUBLIC_KEY,
+               (SIGNATURE_HEADER, TIMESTAMP_HEADER)),
     ]  # fmt: skip
 
 
