@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookledger.samples import sample_body
@@ -114,6 +116,35 @@ def test_sendgrid_batch_mixing_new_and_recorded_elements_records_only_the_new_on
             ([first["delivery"]["event_id"], answer["delivery"]["event_id"]],),
         ).fetchall()
     assert sorted(bytes(r[0]) for r in raws) == sorted([first_body, second_body])
+
+
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+)
+elements = st.fixed_dictionaries(
+    {},
+    optional={
+        "sg_event_id": st.sampled_from(["e1", "e2", "e3", ""]) | scalars,
+        "event": st.sampled_from(["open", "bounce", "spam report"]) | scalars,
+        "order_id": st.sampled_from(["o1", " ", "o\u0000"]) | scalars,
+        "sg_message_id": scalars,
+        "timestamp": scalars,
+        "extra": st.recursive(scalars, lambda inner: st.lists(inner, max_size=2), max_leaves=4),
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(batch=st.lists(elements | scalars, max_size=5), spacing=st.sampled_from([None, 1]))
+def test_signed_sendgrid_batches_of_any_shape_are_recorded_or_refused_never_a_server_error(
+    shared_server: ServerProcess, batch: list[Any], spacing: int | None
+) -> None:
+    body = json.dumps(batch, indent=spacing).encode()
+    response = post(shared_server, "sendgrid", body, signed("sendgrid", body))
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        answer = response.json()
+        assert answer["recorded"] + answer["idempotent"] == len(batch)
 
 
 # -- the intake's limits, for every provider -------------------------------------
