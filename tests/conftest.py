@@ -83,3 +83,20 @@ def server(database_url: str) -> Iterator[ServerProcess]:
     process = ServerProcess(database_url).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_database_url(server_url: str, template_name: str) -> Iterator[str]:
+    """One migrated database per test module, for tests that only check what is refused
+    or that use ids of their own."""
+    name = f"hl_shared_{uuid.uuid4().hex[:12]}"
+    admin_execute(server_url, f"CREATE DATABASE {name} TEMPLATE {template_name} STRATEGY FILE_COPY")
+    yield with_database(server_url, name)
+    admin_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_database_url: str) -> Iterator[ServerProcess]:
+    process = ServerProcess(shared_database_url).start()
+    yield process
+    process.stop()

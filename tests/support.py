@@ -18,12 +18,69 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 
-from api.signatures import hmac_sha256_hex, standard_webhooks_sign
+from api.sendgrid_signature import new_key_pair, sendgrid_sign
+from api.signatures import (
+    authorizenet_sign,
+    hmac_sha256_hex,
+    shopify_sign,
+    standard_webhooks_sign,
+    stripe_sign,
+)
 
 VERIFF_SECRET = "test-veriff-secret"
 POST_PURCHASE_SECRET = "whsec_dGVzdC1wb3N0LXB1cmNoYXNlLXNlY3JldA=="
+SHOPIFY_SECRET = "shpss_test_shopify_secret"
+STRIPE_SECRET = "whsec_test_stripe_secret"
+AUTHORIZENET_SECRET = "0123456789ABCDEF" * 8
+# SendGrid keeps its private key; the tests play SendGrid with a pair of their own.
+SENDGRID_PRIVATE_KEY, SENDGRID_PUBLIC_KEY = new_key_pair()
+# A source declared in the providers file (Standard Webhooks, svix-style headers).
+SOURCE = "returns"
+SOURCE_SECRET = "whsec_dGVzdC1yZXR1cm5zLXNvdXJjZS1zZWNyZXQ="
+PROVIDERS = ("veriff", "post-purchase", "shopify", "stripe", "authorizenet", "sendgrid", SOURCE)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def providers_file() -> Path:
+    """The providers file every test server reads: one source, ``returns``."""
+    path = Path(tempfile.gettempdir()) / f"hookledger-test-providers-{os.getpid()}.toml"
+    path.write_text(
+        f"[sources.{SOURCE}]\n"
+        f'secret = "{SOURCE_SECRET}"\n'
+        'order_path = "data.order_id"\n'
+        'type_path = "type"\n'
+    )
+    return path
+
+
+def signed(
+    provider: str, body: bytes, *, now: int | None = None, topic: str = "orders/create"
+) -> dict[str, str]:
+    """A delivery's headers, signed the provider's way with the test secrets."""
+    now = int(time.time()) if now is None else now
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    headers = {"content-type": "application/json"}
+    if provider == "veriff":
+        return veriff_headers(body)
+    if provider == "post-purchase":
+        return post_purchase_headers(body, msg_id, now)
+    if provider == SOURCE:
+        headers.update({"svix-id": msg_id, "svix-timestamp": str(now),
+                        "svix-signature": standard_webhooks_sign(SOURCE_SECRET, msg_id, now,
+                                                                 body)})  # fmt: skip
+    elif provider == "shopify":
+        headers.update({"x-shopify-hmac-sha256": shopify_sign(SHOPIFY_SECRET, body),
+                        "x-shopify-topic": topic, "x-shopify-event-id": msg_id})  # fmt: skip
+    elif provider == "stripe":
+        headers["stripe-signature"] = stripe_sign(STRIPE_SECRET, now, body)
+    elif provider == "authorizenet":
+        headers["x-anet-signature"] = authorizenet_sign(AUTHORIZENET_SECRET, body)
+    elif provider == "sendgrid":
+        headers.update(sendgrid_sign(SENDGRID_PRIVATE_KEY, now, body))
+    else:
+        raise ValueError(f"no test signer for {provider!r}")
+    return headers
 
 
 def with_database(url: str, name: str) -> str:
@@ -81,6 +138,11 @@ class ServerProcess:
             "HOOKLEDGER_DATABASE_URL": database_url,
             "HOOKLEDGER_VERIFF_SECRET": VERIFF_SECRET,
             "HOOKLEDGER_POST_PURCHASE_SECRET": POST_PURCHASE_SECRET,
+            "HOOKLEDGER_SHOPIFY_SECRET": SHOPIFY_SECRET,
+            "HOOKLEDGER_STRIPE_SECRET": STRIPE_SECRET,
+            "HOOKLEDGER_AUTHORIZENET_SECRET": AUTHORIZENET_SECRET,
+            "HOOKLEDGER_SENDGRID_PUBLIC_KEY": SENDGRID_PUBLIC_KEY,
+            "HOOKLEDGER_PROVIDERS_FILE": str(providers_file()),
             # Intake tests count the ledger's rows: the countdown's own decisions
             # would add to them. Tests of the background work switch it back on.
             "HOOKLEDGER_BACKGROUND": "false",

@@ -28,31 +28,13 @@ from tests.support import (
     POST_PURCHASE_SECRET,
     VERIFF_SECRET,
     ServerProcess,
-    admin_execute,
     veriff_headers,
-    with_database,
 )
 from tests.support import (
     post_purchase_headers as _pp,
 )
 
 OTHER_POST_PURCHASE_SECRET = "whsec_b3RoZXItcG9zdC1wdXJjaGFzZS1zZWNyZXQ="
-
-
-@pytest.fixture(scope="module")
-def shared_database_url(server_url: str, template_name: str) -> Iterator[str]:
-    """One migrated database for the tests that only check what is refused."""
-    name = f"hl_intake_{uuid.uuid4().hex[:12]}"
-    admin_execute(server_url, f"CREATE DATABASE {name} TEMPLATE {template_name} STRATEGY FILE_COPY")
-    yield with_database(server_url, name)
-    admin_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="module")
-def shared_server(shared_database_url: str) -> Iterator[ServerProcess]:
-    process = ServerProcess(shared_database_url).start()
-    yield process
-    process.stop()
 
 
 # -- accepted deliveries -------------------------------------------------------
@@ -205,7 +187,7 @@ REFUSALS: dict[str, Callable[[], Refusal]] = {
         401, "signature_rejected",
     ),
     "unknown provider": lambda: Refusal(
-        "/api/v1/stripe/webhook", _VALID_ORDER, veriff_headers(_VALID_ORDER), 404, "not_found"
+        "/api/v1/nobody/webhook", _VALID_ORDER, veriff_headers(_VALID_ORDER), 404, "not_found"
     ),
     "text/plain content type": lambda: Refusal(
         VERIFF_PATH, _VALID_ORDER, {**veriff_headers(_VALID_ORDER), "content-type": "text/plain"},

@@ -15,11 +15,14 @@ from api.intake import (
     check_content_type,
     check_declared_length,
     decode_json,
+    split_array,
     to_new_events,
 )
 from api.providers.base import Normalised
 from api.providers.post_purchase import PostPurchase
+from api.providers.sendgrid import SendGrid
 from api.providers.veriff import Veriff
+from api.sendgrid_signature import new_key_pair
 from events.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
 
 # --- content type -------------------------------------------------------------------
@@ -299,3 +302,69 @@ def test_to_new_events_encodes_each_payload_when_a_body_holds_several_events() -
     assert [e.raw for e in events] == [b"raw", b"raw"]
     assert "order_id" not in events[1].metadata
     assert events[0].metadata["order_id"] == "1"
+
+
+# --- batch deliveries ---------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+spaces = st.sampled_from(["", " ", "\n", "\r\n", "\t "])
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(json_values, max_size=6), gaps=st.lists(spaces, min_size=8, max_size=8))
+def test_split_array_finds_each_elements_exact_bytes_and_offset(
+    values: list[Any], gaps: list[str]
+) -> None:
+    pieces = [msgspec.json.encode(v) for v in values]
+    body = (gaps[0] + "[" + gaps[1]).encode()
+    expected = []
+    for index, piece in enumerate(pieces):
+        if index:
+            body += ("," + gaps[2 + index % 6]).encode()
+        expected.append((len(body), piece))
+        body += piece + gaps[7].encode()
+    body += b"]\r\n"
+    found = split_array(body)
+    assert found == expected
+    assert all(body[offset : offset + len(piece)] == piece for offset, piece in found)
+
+
+@pytest.mark.parametrize("body", [b"{}", b"1", b"[1,", b"not json"])
+def test_split_array_refuses_a_body_that_is_not_an_array(body: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        split_array(body)
+
+
+def test_batch_delivery_is_recorded_whole_then_each_element_with_its_own_bytes() -> None:
+    adapter = SendGrid([new_key_pair()[1]], "HOOKLEDGER_SENDGRID_PUBLIC_KEY")
+    body = (
+        b'[{"event":"delivered","sg_event_id":"a","order_id":"7","note":"\\u0000"},\r\n'
+        b' {"event":"open","sg_event_id":"b"}]\r\n'
+    )
+    parsed, payload = decode_json(body)
+    found = adapter.normalise({}, parsed)
+    headers = {"x-twilio-email-event-webhook-timestamp": "1700000000"}
+    delivery, first, second = to_new_events(adapter, found, payload, body, headers, "c-1")
+
+    assert delivery.raw is body
+    assert delivery.payload_json is payload
+    assert delivery.type == "sendgrid.delivery"
+    assert delivery.event_id.startswith("delivery:") and len(delivery.event_id) == 9 + 64
+    assert delivery.stream == "sendgrid-delivery-" + delivery.event_id[9:]
+    assert delivery.metadata["events"] == 2
+    assert delivery.metadata["headers"] == headers
+
+    assert (first.event_id, first.stream, first.type) == ("a", "order-7", "email.delivered")
+    assert first.raw == body[1 : body.index(b"}") + 1]
+    assert first.metadata["delivery"] == delivery.event_id
+    assert body[first.metadata["offset"] :].startswith(first.raw)
+    assert first.metadata["order_id"] == "7"
+    assert msgspec.json.decode(first.payload_json)["note"] == "\ufffd"  # NUL kept out of jsonb
+    assert second.raw == b'{"event":"open","sg_event_id":"b"}'
+    assert body[second.metadata["offset"] :].startswith(second.raw)
+    assert "order_id" not in second.metadata

@@ -1,5 +1,6 @@
 """Every operation of the published OpenAPI schema, fuzzed by schemathesis: whatever
-the input, the answer is never a server error."""
+the input, the answer is never a server error, and no delivery without a valid
+signature appends an event (every provider's route is fuzzed)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from tests.support import (
-    ServerProcess,
-    admin_execute,
-    post_purchase_headers,
-    veriff_headers,
-    with_database,
-)
+from tests.e2e_helpers import count_events
+from tests.support import PROVIDERS, ServerProcess, admin_execute, signed, with_database
 
 EXAMPLES = 30
 WEBHOOK = "POST /api/v1/{provider}/webhook"
@@ -97,12 +93,18 @@ def test_no_generated_request_to_any_operation_gets_a_server_error(
     assert negated >= 1  # the webhook body at least can be made wrong
 
 
-@pytest.mark.parametrize("provider", ["veriff", "post-purchase"])
-def test_no_generated_delivery_to_a_known_provider_gets_a_server_error(
-    operations: dict[str, Any], provider: str
+def _ledger_size(server: ServerProcess) -> int:
+    return count_events(server.env["HOOKLEDGER_DATABASE_URL"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_generated_delivery_to_a_known_provider_gets_a_server_error_or_an_event(
+    operations: dict[str, Any], fuzzed_server: ServerProcess, provider: str
 ) -> None:
+    before = _ledger_size(fuzzed_server)
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         assert fuzz(operations[WEBHOOK], mode, path_parameters={"provider": provider})
+    assert _ledger_size(fuzzed_server) == before, "an unsigned delivery was recorded"
 
 
 def _body_bytes(transport: dict[str, Any]) -> bytes | None:
@@ -116,7 +118,7 @@ def _body_bytes(transport: dict[str, Any]) -> bytes | None:
     return None
 
 
-@pytest.mark.parametrize("provider", ["veriff", "post-purchase"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_no_generated_body_correctly_signed_gets_a_server_error(
     operations: dict[str, Any], fuzzed_server: ServerProcess, provider: str
 ) -> None:
@@ -136,13 +138,13 @@ def test_no_generated_body_correctly_signed_gets_a_server_error(
             if raw is None:
                 return  # a generated body that is not bytes at all: nothing to sign
             headers = {str(k).lower(): str(v) for k, v in transport["headers"].items()}
-            signed = veriff_headers(raw) if provider == "veriff" else post_purchase_headers(raw)
-            signed["content-type"] = headers.get("content-type", "application/json")
+            signature = signed(provider, raw)
+            signature["content-type"] = headers.get("content-type", "application/json")
             response = httpx.request(
                 transport["method"],
                 transport["url"],
                 params=transport.get("params"),
-                headers={**headers, **signed},
+                headers={**headers, **signature},
                 content=raw,
                 timeout=10,
             )

@@ -11,9 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.sendgrid_signature import load_public_key, sendgrid_sign, verify_sendgrid
 from api.signatures import standard_webhooks_key
-from hookledger.secrets import LOCAL_SECRETS_FILE, local_secrets, provider_secrets, resolve
+from hookledger.secrets import (
+    LOCAL_SECRETS_FILE,
+    SENDGRID_SIGNING_KEY,
+    local_secrets,
+    provider_secrets,
+    resolve,
+)
 from hookledger.settings import Settings, SettingsError, from_env, split_values
+
+PROVIDERS = {"veriff", "post-purchase", "shopify", "stripe", "authorizenet", "sendgrid"}
 
 # --- from_env -----------------------------------------------------------------------
 
@@ -37,6 +46,11 @@ def test_from_env_reads_every_setting() -> None:
             "HOOKLEDGER_GROUP_COMMIT": "no",
             "HOOKLEDGER_MAX_BATCH": "64",
             "HOOKLEDGER_POOL_SIZE": "3",
+            "HOOKLEDGER_SHOPIFY_SECRET": "shpss_1",
+            "HOOKLEDGER_STRIPE_SECRET": "whsec_stripe",
+            "HOOKLEDGER_AUTHORIZENET_SECRET": "AB12",
+            "HOOKLEDGER_SENDGRID_PUBLIC_KEY": "MFkw",
+            "HOOKLEDGER_PROVIDERS_FILE": "/etc/hl/providers.toml",
         }
     )
     assert loaded == Settings(
@@ -51,6 +65,11 @@ def test_from_env_reads_every_setting() -> None:
         group_commit=False,
         max_batch=64,
         pool_size=3,
+        shopify_secret="shpss_1",
+        stripe_secret="whsec_stripe",
+        authorizenet_secret="AB12",
+        sendgrid_public_key="MFkw",
+        providers_file="/etc/hl/providers.toml",
     )
     assert loaded.embedded is False
     assert isinstance(loaded.data_dir, Path)
@@ -207,7 +226,7 @@ def test_local_secrets_creates_the_file_with_mode_0600(tmp_path: Path) -> None:
     path = data_dir / LOCAL_SECRETS_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == made
-    assert set(made) == {"veriff", "post-purchase"}
+    assert set(made) == {*PROVIDERS, SENDGRID_SIGNING_KEY}
 
 
 def test_local_secrets_reuses_the_file_it_made(tmp_path: Path) -> None:
@@ -242,5 +261,34 @@ def test_provider_secrets_with_a_database_url_make_nothing_up(tmp_path: Path) ->
     assert provider_secrets(loaded) == {
         "veriff": ("HOOKLEDGER_VERIFF_SECRET", ()),
         "post-purchase": ("HOOKLEDGER_POST_PURCHASE_SECRET", ()),
+        "shopify": ("HOOKLEDGER_SHOPIFY_SECRET", ()),
+        "stripe": ("HOOKLEDGER_STRIPE_SECRET", ()),
+        "authorizenet": ("HOOKLEDGER_AUTHORIZENET_SECRET", ()),
+        "sendgrid": ("HOOKLEDGER_SENDGRID_PUBLIC_KEY", ()),
     }
     assert not (tmp_path / LOCAL_SECRETS_FILE).exists()
+
+
+def test_local_secrets_of_the_new_providers_look_like_the_providers_own(tmp_path: Path) -> None:
+    made = local_secrets(tmp_path)
+    assert made["stripe"].startswith("whsec_")
+    assert len(made["authorizenet"]) == 128
+    assert made["authorizenet"] == made["authorizenet"].upper()
+    bytes.fromhex(made["authorizenet"])
+    # The SendGrid pair: the public half verifies what the private half signs.
+    headers = sendgrid_sign(made[SENDGRID_SIGNING_KEY], 1_700_000_000, b"[]")
+    verify_sendgrid([load_public_key(made["sendgrid"])], headers, b"[]", 1_700_000_000)
+
+
+def test_local_secrets_made_before_a_provider_existed_gain_it_and_keep_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / LOCAL_SECRETS_FILE
+    path.write_text(json.dumps({"veriff": "old-veriff", "post-purchase": "whsec_b2xk"}))
+    made = local_secrets(tmp_path)
+    assert made["veriff"] == "old-veriff"
+    assert made["post-purchase"] == "whsec_b2xk"
+    assert set(made) == {*PROVIDERS, SENDGRID_SIGNING_KEY}
+    assert json.loads(path.read_text()) == made
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert local_secrets(tmp_path) == made

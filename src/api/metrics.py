@@ -9,7 +9,32 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from api.rejections import REASONS, reason_of
 from events.checkpoints import ConsumerLag
+from events.errors import (
+    AppenderStopped,
+    BodyTooLarge,
+    DatabaseUnavailable,
+    HookledgerError,
+    MalformedBody,
+    SignatureRejected,
+    UnsupportedMediaType,
+)
+
+# What becomes of a delivery (and of each event in it) once it is verified.
+ACCEPTED = ("recorded", "duplicate", "conflict")
+# The refusals a known provider's delivery can meet, by error code.
+REFUSED = tuple(
+    kind.code
+    for kind in (
+        SignatureRejected,
+        MalformedBody,
+        UnsupportedMediaType,
+        BodyTooLarge,
+        DatabaseUnavailable,
+        AppenderStopped,
+    )
+)
 
 
 class Metrics:
@@ -29,6 +54,19 @@ class Metrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
+        self.webhook_events = Counter(
+            "hookledger_webhook_events",
+            "Events read out of verified deliveries, by provider and outcome "
+            "(a batch delivery holds several)",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.signature_rejections = Counter(
+            "hookledger_signature_rejections",
+            "Deliveries refused for their signature, by provider and reason",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "hookledger_append_batch_size",
             "Events written per group-commit batch",
@@ -41,6 +79,23 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+
+    def register_providers(self, providers: Iterable[str]) -> None:
+        """Start every provider's series at zero, so a dashboard shows a provider
+        that has had no delivery yet, and a rate over a first refusal works."""
+        for provider in providers:
+            for outcome in (*ACCEPTED, *REFUSED):
+                self.webhooks.labels(provider, outcome)
+            for outcome in ACCEPTED:
+                self.webhook_events.labels(provider, outcome)
+            for reason in REASONS:
+                self.signature_rejections.labels(provider, reason)
+
+    def refused(self, provider: str, exc: HookledgerError) -> None:
+        """Count a refused delivery under its error code (and why, for a signature)."""
+        self.webhooks.labels(provider, exc.code).inc()
+        if isinstance(exc, SignatureRejected):
+            self.signature_rejections.labels(provider, reason_of(exc)).inc()
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -80,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=_verify)
 
     send = commands.add_parser("send", help="sign a body and post it to a running service")
-    send.add_argument("provider", help="veriff or post-purchase")
+    send.add_argument(
+        "provider",
+        help="veriff, post-purchase, shopify, stripe, authorizenet, sendgrid, "
+        "or a source of HOOKLEDGER_PROVIDERS_FILE",
+    )
     send.add_argument(
         "body",
         nargs="?",
@@ -89,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--order", help="order id for a sample (default: a new one)")
     send.add_argument("--url", default="http://127.0.0.1:8080", help="the service's base URL")
     send.add_argument("--list", action="store_true", help="list the built-in samples")
+    send.add_argument(
+        "--topic", help="shopify: the X-Shopify-Topic (default: the sample's, or orders/create)"
+    )
     send.set_defaults(run=_send)
     return parser
 
@@ -130,10 +136,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from hookledger.logs import configure
     from hookledger.secrets import provider_secrets
+    from hookledger.sources import load_sources
 
     configure(settings.log_level)
     if args.no_workers:
         os.environ["HOOKLEDGER_BACKGROUND"] = "false"
+    load_sources(settings.providers_file)  # a bad file stops the start here, clearly
     with _database_url(settings) as url, _metrics_dir(args.workers):
         if settings.embedded:
             # The workers read their settings from the environment: hand them
@@ -341,45 +349,57 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
 def _send(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
-    from api.signatures import hmac_sha256_hex, standard_webhooks_sign
     from hookledger.samples import SAMPLES, sample_body
     from hookledger.secrets import provider_secrets
+    from hookledger.signing import CannotSign, signed_headers
+    from hookledger.sources import load_sources
 
-    samples = SAMPLES.get(args.provider)
-    if samples is None:
-        print(f"unknown provider {args.provider!r}; known: {', '.join(SAMPLES)}", file=sys.stderr)
+    configured = {name: (setting, secrets) for name, (setting, secrets)
+                  in provider_secrets(settings).items()}  # fmt: skip
+    for name, source in load_sources(settings.providers_file).items():
+        configured[name] = (source.secret_setting, source.secrets)
+    if args.provider not in configured:
+        print(f"unknown provider {args.provider!r}; known: {', '.join(configured)}",
+              file=sys.stderr)  # fmt: skip
         return 2
+    samples = SAMPLES.get(args.provider, {})
     if args.list:
         for name in samples:
             print(name)
         return 0
     order_id = args.order or f"demo-{uuid.uuid4().hex[:8]}"
+    topic = args.topic
     if args.body == "-":
         body = sys.stdin.buffer.read()
     elif args.body and Path(args.body).is_file():
         body = Path(args.body).read_bytes()
     else:
+        if not samples:
+            print(f"no built-in samples for {args.provider}: give a FILE or -", file=sys.stderr)
+            return 2
         name = args.body or next(iter(samples))
         if name not in samples:
             print(f"no sample {name!r} for {args.provider}; try --list", file=sys.stderr)
             return 2
         body = sample_body(args.provider, name, order_id)
+        topic = topic or name
         print(f"order {order_id}: sending sample {name}", file=sys.stderr)
 
-    setting, secrets = provider_secrets(settings)[args.provider]
+    setting, secrets = configured[args.provider]
     if not secrets:
         print(f"no secret for {args.provider}: set {setting}", file=sys.stderr)
         return 2
-    headers = {"content-type": "application/json"}
-    if args.provider == "veriff":
-        headers["x-hmac-signature"] = hmac_sha256_hex(secrets[0], body)
-    else:
-        msg_id, stamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-        headers.update({
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": standard_webhooks_sign(secrets[0], msg_id, stamp, body),
-        })  # fmt: skip
+    try:
+        headers = signed_headers(
+            args.provider,
+            secrets[0],
+            body,
+            topic=topic or "orders/create",
+            sendgrid_signing_key=_local_sendgrid_key(settings, secrets[0]),
+        )
+    except CannotSign as exc:
+        print(f"cannot sign for {args.provider}: {exc}", file=sys.stderr)
+        return 2
     url = f"{args.url.rstrip('/')}/api/v1/{args.provider}/webhook"
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=10)
@@ -388,6 +408,16 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"{response.status_code} {response.text}")
     return 0 if response.is_success else 1
+
+
+def _local_sendgrid_key(settings: Settings, public_key: str) -> str | None:
+    """The local private key, when the verification key in use is its public half."""
+    from hookledger.secrets import SENDGRID_SIGNING_KEY, local_secrets
+
+    if not settings.embedded:
+        return None
+    local = local_secrets(settings.data_dir)
+    return local.get(SENDGRID_SIGNING_KEY) if local.get("sendgrid") == public_key else None
 
 
 if __name__ == "__main__":

@@ -9,14 +9,19 @@ a provider without a secret refuses every delivery.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets as random
+from collections.abc import Callable
 from pathlib import Path
 
+from api.sendgrid_signature import new_key_pair
 from hookledger.settings import Settings, SettingsError, split_values
 
 LOCAL_SECRETS_FILE = "local-secrets.json"
+# The private half of the local SendGrid key pair: only `hookledger send` uses it.
+SENDGRID_SIGNING_KEY = "sendgrid-signing-key"
 
 
 def resolve(value: str, setting: str) -> tuple[str, ...]:
@@ -39,6 +44,10 @@ def provider_secrets(settings: Settings) -> dict[str, tuple[str, tuple[str, ...]
     configured = {
         "veriff": ("HOOKLEDGER_VERIFF_SECRET", settings.veriff_secret),
         "post-purchase": ("HOOKLEDGER_POST_PURCHASE_SECRET", settings.post_purchase_secret),
+        "shopify": ("HOOKLEDGER_SHOPIFY_SECRET", settings.shopify_secret),
+        "stripe": ("HOOKLEDGER_STRIPE_SECRET", settings.stripe_secret),
+        "authorizenet": ("HOOKLEDGER_AUTHORIZENET_SECRET", settings.authorizenet_secret),
+        "sendgrid": ("HOOKLEDGER_SENDGRID_PUBLIC_KEY", settings.sendgrid_public_key),
     }
     local = local_secrets(settings.data_dir) if settings.embedded else {}
     result: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -51,17 +60,48 @@ def provider_secrets(settings: Settings) -> dict[str, tuple[str, tuple[str, ...]
 
 
 def local_secrets(data_dir: Path) -> dict[str, str]:
-    """The generated secrets of a local installation, made on first use."""
+    """The generated secrets of a local installation, made on first use.
+
+    An installation made before a provider existed gets that provider's secret
+    added; the ones it has are kept.
+    """
     path = data_dir / LOCAL_SECRETS_FILE
-    if path.exists():
-        loaded: dict[str, str] = json.loads(path.read_text())
-        return loaded
-    made = {
-        "veriff": random.token_hex(32),
-        "post-purchase": "whsec_" + base64.b64encode(random.token_bytes(24)).decode(),
-    }
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # serve and send may both make the file at once: one at a time.
+    with (data_dir / (LOCAL_SECRETS_FILE + ".lock")).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        made: dict[str, str] = {}
+        for name, make in _LOCAL.items():
+            if name not in known:
+                made.update(make())
+        if made:
+            _write_private(path, {**known, **made})
+        return {**known, **made}
+
+
+def _write_private(path: Path, values: dict[str, str]) -> None:
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(made, handle, indent=2)
-    return made
+        json.dump(values, handle, indent=2)
+    os.replace(temporary, path)
+
+
+def _sendgrid_key_pair() -> dict[str, str]:
+    private, public = new_key_pair()
+    return {"sendgrid": public, SENDGRID_SIGNING_KEY: private}
+
+
+# Each provider's local secret, made the way the provider's own secrets look.
+_LOCAL: dict[str, Callable[[], dict[str, str]]] = {
+    "veriff": lambda: {"veriff": random.token_hex(32)},
+    "post-purchase": lambda: {
+        "post-purchase": "whsec_" + base64.b64encode(random.token_bytes(24)).decode()
+    },
+    "shopify": lambda: {"shopify": random.token_hex(32)},
+    "stripe": lambda: {"stripe": "whsec_" + random.token_hex(24)},
+    # Authorize.net's Signature Keys are 128 uppercase hex characters.
+    "authorizenet": lambda: {"authorizenet": random.token_hex(64).upper()},
+    "sendgrid": _sendgrid_key_pair,
+}

@@ -11,8 +11,12 @@ from litestar import Litestar
 
 from api.app import create_app
 from api.metrics import Metrics
+from api.providers.authorizenet import AuthorizeNet
 from api.providers.base import Adapter
 from api.providers.post_purchase import PostPurchase
+from api.providers.sendgrid import SendGrid
+from api.providers.shopify import Shopify
+from api.providers.stripe import Stripe
 from api.providers.veriff import Veriff
 from api.services import Services
 from api.signatures import standard_webhooks_key
@@ -24,11 +28,19 @@ from hookledger.logs import configure
 from hookledger.migrations import migrate
 from hookledger.secrets import provider_secrets, resolve
 from hookledger.settings import Settings, SettingsError, from_env
+from hookledger.sources import load_sources
 from projections.status import order_status
 
 log = logging.getLogger("hookledger")
 
-ADAPTERS: dict[str, type[Adapter]] = {"veriff": Veriff, "post-purchase": PostPurchase}
+ADAPTERS: dict[str, type[Adapter]] = {
+    "veriff": Veriff,
+    "post-purchase": PostPurchase,
+    "shopify": Shopify,
+    "stripe": Stripe,
+    "authorizenet": AuthorizeNet,
+    "sendgrid": SendGrid,
+}
 
 
 def build_services(
@@ -45,10 +57,15 @@ def build_services(
     )
     providers: dict[str, Adapter] = {}
     for name, (setting, values) in provider_secrets(settings).items():
-        adapter = ADAPTERS[name](values, setting)
+        try:
+            adapter = ADAPTERS[name](values, setting)
+        except ValueError as exc:  # a secret or key that cannot be used
+            raise SettingsError(f"{setting}: {exc}") from None
         if name == "post-purchase":
             _check_standard_webhooks_secrets(setting, values)
         providers[name] = adapter
+    providers.update(load_sources(settings.providers_file))
+    metrics.register_providers(providers)
     tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
     services = Services(
         db=db,

@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-from events.errors import MalformedBody, SignatureRejected
+from api.rejections import NO_SECRET, Rejected
+from events.errors import MalformedBody
 
 MAX_KEY_LENGTH = 256
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
@@ -33,6 +34,9 @@ class Adapter(ABC):
     name: str
     scheme: str
     signature_headers: tuple[str, ...] = ()
+    # A batch provider's body is a JSON array of events, one per element; each
+    # element is recorded with its own bytes (see ``api.intake``).
+    batch = False
 
     def __init__(self, secrets: Sequence[str], secret_setting: str) -> None:
         self.secrets = tuple(secrets)
@@ -41,8 +45,9 @@ class Adapter(ABC):
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         """Raise SignatureRejected unless the delivery is signed by a known secret."""
         if not self.secrets:
-            raise SignatureRejected(
-                f"no secret is configured for provider {self.name!r}: set {self.secret_setting}"
+            raise Rejected(
+                NO_SECRET,
+                f"no secret is configured for provider {self.name!r}: set {self.secret_setting}",
             )
         self.check_signature(headers, body, now)
 
@@ -71,6 +76,13 @@ def identifier(value: Any, what: str) -> str:
     if "\x00" in text:  # Postgres text cannot hold NUL
         raise MalformedBody(f"{what} must not contain NUL characters")
     return text
+
+
+def optional_identifier(value: Any, what: str) -> str | None:
+    """An id that may be absent (None, or a blank string)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return identifier(value, what)
 
 
 def event_name(value: Any, what: str) -> str:
@@ -107,3 +119,18 @@ def json_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise MalformedBody("the body must be a JSON object")
     return payload
+
+
+def lookup(body: Any, path: str) -> Any:
+    """The value at a dotted path such as ``data.order.id`` (a digit segment indexes
+    a list); None where the path leads nowhere."""
+    value = body
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isascii() and part.isdigit():
+            index = int(part)
+            value = value[index] if index < len(value) else None
+        else:
+            return None
+    return value

@@ -22,6 +22,7 @@ from api.providers.base import (
     event_name,
     identifier,
     json_object,
+    optional_identifier,
     parse_time,
     stream_for,
 )
@@ -108,6 +109,4 @@ def _part(value: Any, what: str) -> str:
 
 
 def _order(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return identifier(value, "vendorData")
+    return optional_identifier(value, "vendorData")

@@ -10,7 +10,6 @@ route's OpenAPI description; Litestar prefers the static paths.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,12 +22,11 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Sc
 from litestar.openapi.spec.operation import Operation
 from litestar.types import Receive, Scope, Send
 
+from api.answers import answer
 from api.intake import check_content_type, check_declared_length, decode_json, to_new_events
 from api.services import Services
 from events.correlation import correlation_id
 from events.errors import BodyTooLarge, HookledgerError, MalformedBody, NotFound
-
-log = logging.getLogger("hookledger.api")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -51,26 +49,9 @@ async def receive_delivery(
         events = to_new_events(adapter, found, payload_json, raw, headers, correlation_id.get())
         outcomes = await services.appender.append_many(events)
     except HookledgerError as exc:
-        services.metrics.webhooks.labels(label, exc.code).inc()
+        services.metrics.refused(label, exc)
         raise
-
-    first = outcomes[0]
-    if first.conflict:
-        services.metrics.webhooks.labels(label, "conflict").inc()
-        log.warning(
-            "event id reused with a different body",
-            extra={
-                "provider": provider,
-                "event_id": events[0].event_id,
-                "position": first.position,
-            },
-        )
-        return {"idempotent": True, "conflict": True, "position": first.position}
-    if first.duplicate:
-        services.metrics.webhooks.labels(label, "duplicate").inc()
-        return {"idempotent": True, "position": first.position}
-    services.metrics.webhooks.labels(label, "recorded").inc()
-    return {"recorded": True, "position": first.position}
+    return answer(services.metrics, label, events, outcomes, batch=adapter.batch)
 
 
 async def read_bounded(chunks: AsyncIterator[bytes], limit: int) -> bytes:

@@ -1,0 +1,65 @@
+"""SendGrid's Event Webhook: a JSON array of email events, signed with ECDSA.
+
+One event per element: event id ``sg_event_id``, type ``email.<event>``
+(``email.delivered``, ``email.bounce``, ``email.open`` ...), time ``timestamp``.
+Order: hookledger's own emails carry the custom args ``order_id`` and
+``hookledger_action``, which SendGrid echoes as top-level keys of every event;
+events without ``order_id`` share the stream of their message
+(``sendgrid-<sg_message_id>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from api.providers.base import (
+    Adapter,
+    Normalised,
+    event_name,
+    identifier,
+    json_object,
+    optional_identifier,
+    parse_time,
+    stream_for,
+)
+from api.sendgrid_signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    load_public_key,
+    verify_sendgrid,
+)
+from events.errors import MalformedBody
+
+
+class SendGrid(Adapter):
+    name = "sendgrid"
+    scheme = "sendgrid-ecdsa-p256"
+    signature_headers = (SIGNATURE_HEADER, TIMESTAMP_HEADER)
+    batch = True
+
+    def __init__(self, secrets: Sequence[str], secret_setting: str) -> None:
+        super().__init__(secrets, secret_setting)
+        # Parsed once at start: a key that cannot be read fails the start (ValueError).
+        self.keys = tuple(load_public_key(value) for value in self.secrets)
+
+    def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        verify_sendgrid(self.keys, headers, body, now)
+
+    def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
+        if not isinstance(payload, list) or not payload:
+            raise MalformedBody("the body must be a non-empty JSON array of events")
+        return [self._event(json_object(element)) for element in payload]
+
+    def _event(self, element: dict[str, Any]) -> Normalised:
+        event_id = identifier(element.get("sg_event_id"), "sg_event_id")
+        order = optional_identifier(element.get("order_id"), "order_id")
+        message = optional_identifier(element.get("sg_message_id"), "sg_message_id")
+        return Normalised(
+            event_id=event_id,
+            type="email." + event_name(element.get("event"), "event"),
+            order_id=order,
+            stream=stream_for(order, f"sendgrid-{message or event_id}"),
+            occurred_at=parse_time(element.get("timestamp")),
+            payload=element,
+        )

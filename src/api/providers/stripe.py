@@ -1,0 +1,51 @@
+"""Stripe: ``Stripe-Signature: t=<time>,v1=<hex>[,v1=...]`` over ``<time>.<body>``.
+
+Event id and type: the event's ``id`` and ``type`` as Stripe names them. Order:
+``data.object.metadata.order_id`` when the shop set it; otherwise the event gets
+the stream of the object it is about (``stripe-<data.object.id>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from api.providers.base import (
+    Adapter,
+    Normalised,
+    event_name,
+    identifier,
+    json_object,
+    lookup,
+    optional_identifier,
+    parse_time,
+    stream_for,
+)
+from api.signatures import verify_stripe
+
+
+class Stripe(Adapter):
+    name = "stripe"
+    scheme = "stripe-v1"
+    signature_headers = ("stripe-signature",)
+
+    def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        verify_stripe(self.secrets, headers.get("stripe-signature"), body, now)
+
+    def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
+        body = json_object(payload)
+        event_id = identifier(body.get("id"), "id")
+        order = optional_identifier(
+            lookup(body, "data.object.metadata.order_id"), "data.object.metadata.order_id"
+        )
+        subject = optional_identifier(lookup(body, "data.object.id"), "data.object.id")
+        return [
+            Normalised(
+                event_id=event_id,
+                type=event_name(body.get("type"), "type"),
+                order_id=order,
+                stream=stream_for(order, f"stripe-{subject or event_id}"),
+                occurred_at=parse_time(body.get("created")),
+                payload=body,
+            )
+        ]

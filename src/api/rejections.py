@@ -1,0 +1,41 @@
+"""Why a signature was refused: one 401 to the caller, a reason for the metrics.
+
+Every reason is a ``SignatureRejected`` (so ``api.errors`` answers 401 for all of
+them); ``reason`` tells an operator whether a secret is missing or wrong, a
+header absent or unreadable, or a timestamp stale (a clock or a replay).
+"""
+
+from __future__ import annotations
+
+from events.errors import SignatureRejected
+
+NO_SECRET = "no_secret"  # noqa: S105 (a metrics label, not a secret)
+MISSING = "missing"
+MALFORMED = "malformed"
+STALE = "stale"
+MISMATCH = "mismatch"
+REASONS = (NO_SECRET, MISSING, MALFORMED, STALE, MISMATCH)
+
+
+class Rejected(SignatureRejected):
+    """A refused signature and the reason it was refused."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def reason_of(exc: SignatureRejected) -> str:
+    """The metrics reason of a refusal (``mismatch`` when none was given)."""
+    return exc.reason if isinstance(exc, Rejected) else MISMATCH
+
+
+def signed_timestamp(stamp: str | None, now: float, tolerance: int, header: str) -> int:
+    """A signed Unix timestamp in seconds, refused when unreadable or more than
+    ``tolerance`` seconds from ``now`` either way (a replay or a wrong clock)."""
+    if not stamp or not stamp.isascii() or not stamp.isdigit():
+        raise Rejected(MALFORMED, f"{header} is not a Unix timestamp in seconds")
+    timestamp = int(stamp)
+    if abs(now - timestamp) > tolerance:
+        raise Rejected(STALE, f"{header} is more than {tolerance} s away from now")
+    return timestamp
