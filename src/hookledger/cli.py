@@ -68,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--url", default="http://127.0.0.1:8080", help="the service's base URL")
     send.add_argument("--list", action="store_true", help="list the built-in samples")
     send.set_defaults(run=_send)
+
+    dead = commands.add_parser("dead-letters", help="list the actions that gave up")
+    dead.add_argument("--json", action="store_true", help="JSON instead of a table")
+    dead.set_defaults(run=_dead_letters)
+    dead_commands = dead.add_subparsers(metavar="COMMAND")
+    retry = dead_commands.add_parser("retry", help="queue a dead action again")
+    retry.add_argument("key", help="the action's idempotency key")
+    retry.add_argument(
+        "--now", action="store_true", help="also run it here, without waiting for a worker"
+    )
+    retry.set_defaults(run=_retry_dead_letter)
     return parser
 
 
@@ -195,13 +206,18 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
                 str(view["version"]), str(view["position"]), view["recorded_at"],
                 view["provider"], view["type"], view["event_id"], view["hash"][:16],
             ))  # fmt: skip
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        _print_table(rows)
         return 0
 
     with _database_url(settings) as url:
         return asyncio.run(run(url))
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns, two spaces apart; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -218,6 +234,71 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"ok: {report.events} events in {report.streams} streams verify")
         return 0
 
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from scheduler.actions.queue import dead_letters
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            dead = await dead_letters(db)
+        if args.json:
+            print(json.dumps([
+                {**msgspec.structs.asdict(d), "updated_at": d.updated_at.isoformat()}
+                for d in dead
+            ], indent=2))  # fmt: skip
+            return 0
+        if not dead:
+            print("no dead letters")
+            return 0
+        rows = [("KEY", "KIND", "ORDER", "ATTEMPTS", "LAST_ERROR", "UPDATED_AT")]
+        for d in dead:
+            error = (d.last_error or "").replace("\n", " ")
+            rows.append((
+                d.key, d.kind, d.order_id, str(d.attempts),
+                error if len(error) <= 80 else error[:77] + "...",
+                d.updated_at.isoformat(timespec="seconds"),
+            ))  # fmt: skip
+        _print_table(rows)
+        return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
+    from events.appender import Appender
+    from hookledger.logs import configure
+    from hookledger.wiring import action_settings
+    from scheduler.actions.queue import action_state, requeue
+    from scheduler.actions.worker import ActionWorker
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            if not await requeue(db, args.key):
+                found = await action_state(db, args.key)
+                state = f"it is {found[0]}" if found else "there is no such action"
+                print(f"{args.key}: not a dead letter ({state})", file=sys.stderr)
+                return 1
+            if not args.now:
+                print(f"{args.key}: queued again; a running worker performs it")
+                return 0
+            worker = ActionWorker(db, Appender(db, group_commit=False), action_settings(settings))
+            try:
+                if not await worker.run_once(key=args.key):
+                    print(f"{args.key}: queued again; a worker took it first")
+                    return 0
+            finally:
+                await worker.close()
+            state, attempts, error = await action_state(db, args.key) or ("?", 0, None)
+        print(f"{args.key}: {state} after attempt {attempts}" + (f": {error}" if error else ""))
+        return 0 if state == "done" else 1
+
+    configure(settings.log_level)
     with _database_url(settings) as url:
         return asyncio.run(run(url))
 

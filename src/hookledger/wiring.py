@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -22,6 +23,8 @@ from hookledger.logs import configure
 from hookledger.migrations import migrate
 from hookledger.secrets import provider_secrets, resolve
 from hookledger.settings import Settings, SettingsError, from_env
+from scheduler.actions.config import ActionSettings
+from scheduler.actions.worker import ActionWorker
 
 log = logging.getLogger("hookledger")
 
@@ -47,6 +50,8 @@ def build_services(
             _check_standard_webhooks_secrets(setting, values)
         providers[name] = adapter
     tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
+    actions = ActionWorker(db, appender, action_settings(settings), observe=metrics.count_action)
+    running: list[asyncio.Task[None]] = []
     services = Services(
         db=db,
         appender=appender,
@@ -62,6 +67,7 @@ def build_services(
         await db.open()
         await migrate(db)
         await appender.start()
+        running.append(asyncio.create_task(actions.run(), name="hookledger-actions"))
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
         # collections were the latency tail: p99 38 ms before, 22 ms after).
@@ -74,14 +80,46 @@ def build_services(
                 )
         if not tokens:
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
+        if not settings.safe_mode:
+            log.warning("safe mode is off: emails and refunds are sent for real")
 
     async def stop() -> None:
+        # The action worker appends its outcomes: it stops before the appender.
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await actions.close()
         await appender.stop()
         await db.close()
 
     services.on_startup.append(start)
     services.on_shutdown.append(stop)
     return services
+
+
+def action_settings(settings: Settings) -> ActionSettings:
+    """What the outbound actions need, their secrets resolved (plain or ``file:``)."""
+
+    def secret(value: str, setting: str) -> str:
+        values = resolve(value, setting)
+        return values[0] if values else ""
+
+    return ActionSettings(
+        safe_mode=settings.safe_mode,
+        sendgrid_api_key=secret(settings.sendgrid_api_key, "HOOKLEDGER_SENDGRID_API_KEY"),
+        sendgrid_base_url=settings.sendgrid_base_url,
+        email_from=settings.email_from,
+        verification_url=settings.verification_url,
+        payments_base_url=settings.payments_base_url,
+        authorizenet_login_id=settings.authorizenet_login_id,
+        authorizenet_transaction_key=secret(
+            settings.authorizenet_transaction_key, "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
+        ),
+        max_attempts=settings.action_max_attempts,
+        backoff_seconds=settings.action_backoff_seconds,
+        backoff_max_seconds=settings.action_backoff_max_seconds,
+        timeout_seconds=settings.action_timeout_seconds,
+    )
 
 
 def _check_standard_webhooks_secrets(setting: str, values: tuple[str, ...]) -> None:

@@ -1,0 +1,1 @@
+"""The scheduler: countdown policy, timers and outbound actions."""
