@@ -235,6 +235,7 @@ async def test_a_refusal_retrying_cannot_fix_is_dead_lettered_at_once(
     action: ActionRequest,
     answer: tuple[int, bytes] | None,
     reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if answer is not None:
         provider.answer(answer)
@@ -248,6 +249,9 @@ async def test_a_refusal_retrying_cannot_fix_is_dead_lettered_at_once(
     assert reason in event.payload["error"] and "retrying cannot help" in event.payload["error"]
     assert await action_state(db, action.key) == ("dead", 1, event.payload["error"])
     assert len(provider.requests) == (0 if answer is None else 1)
+    [line] = [r for r in caplog.records if r.getMessage() == "action dead-lettered"]
+    assert (vars(line)["action"], vars(line)["order_id"]) == (action.key, "1001")
+    assert "ada@example.com" not in caplog.text and SENDGRID_KEY not in caplog.text
 
 
 async def test_persistent_failure_lands_in_dead_letters_and_a_cli_retry_now_succeeds(

@@ -50,7 +50,8 @@ def build_services(
             _check_standard_webhooks_secrets(setting, values)
         providers[name] = adapter
     tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
-    actions = ActionWorker(db, appender, action_settings(settings), observe=metrics.count_action)
+    action_config = action_settings(settings)
+    actions = ActionWorker(db, appender, action_config, observe=metrics.count_action)
     running: list[asyncio.Task[None]] = []
     services = Services(
         db=db,
@@ -82,6 +83,8 @@ def build_services(
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
         if not settings.safe_mode:
             log.warning("safe mode is off: emails and refunds are sent for real")
+            for setting in _missing_action_credentials(action_config):
+                log.warning("actions needing it will be dead-lettered", extra={"unset": setting})
 
     async def stop() -> None:
         # The action worker appends its outcomes: it stops before the appender.
@@ -120,6 +123,15 @@ def action_settings(settings: Settings) -> ActionSettings:
         backoff_max_seconds=settings.action_backoff_max_seconds,
         timeout_seconds=settings.action_timeout_seconds,
     )
+
+
+def _missing_action_credentials(config: ActionSettings) -> list[str]:
+    credentials = {
+        "HOOKLEDGER_SENDGRID_API_KEY": config.sendgrid_api_key,
+        "HOOKLEDGER_AUTHORIZENET_LOGIN_ID": config.authorizenet_login_id,
+        "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY": config.authorizenet_transaction_key,
+    }
+    return [setting for setting, value in credentials.items() if not value]
 
 
 def _check_standard_webhooks_secrets(setting: str, values: tuple[str, ...]) -> None:
