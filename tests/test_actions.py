@@ -273,6 +273,10 @@ async def test_persistent_failure_lands_in_dead_letters_and_a_cli_retry_now_succ
         money.key, REFUND, "1001", 3
     )  # fmt: skip
 
+    in_safe_mode = await asyncio.to_thread(
+        run_cli, database_url, "dead-letters", "retry", money.key, "--now"
+    )
+    assert in_safe_mode.returncode == 2 and "safe mode is on" in in_safe_mode.stderr
     retried = await asyncio.to_thread(
         run_cli, database_url, "dead-letters", "retry", money.key, "--now",
         env=cli_settings(provider),

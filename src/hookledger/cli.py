@@ -277,6 +277,15 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
     from scheduler.actions.queue import action_state, requeue
     from scheduler.actions.worker import ActionWorker
 
+    if args.now and settings.safe_mode:
+        # It would be recorded as a dry run and count as done, never sent.
+        print(
+            "safe mode is on (HOOKLEDGER_SAFE_MODE): --now would only record a dry run; "
+            "set HOOKLEDGER_SAFE_MODE=false, or leave it to the running service",
+            file=sys.stderr,
+        )
+        return 2
+
     async def run(url: str) -> int:
         async with _database(url) as db:
             if not await requeue(db, args.key):

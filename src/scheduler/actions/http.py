@@ -93,8 +93,10 @@ async def send(client: httpx.AsyncClient, request: HttpRequest, sender: Sender) 
             headers=request.headers,
             content=msgspec.json.encode(request.body),
         )
-    except httpx.InvalidURL as exc:
-        return Verdict("give_up", error=f"invalid URL: {exc}", cause="invalid URL")
+    except (httpx.InvalidURL, ValueError) as exc:
+        # A base URL or credential httpx cannot put on the wire: configuration.
+        name = type(exc).__name__
+        return Verdict("give_up", error=f"cannot send: {name}: {exc}", cause=name)
     except httpx.HTTPError as exc:
         name = type(exc).__name__
         return Verdict("retry", error=f"{name}: {exc}".rstrip(": "), cause=name)
