@@ -100,6 +100,15 @@ async def states(db: Database) -> dict[str, str]:
     return {r[0]: r[1] for r in await db.fetch_all("SELECT key, state FROM actions")}
 
 
+async def listening(db: Database) -> bool:
+    """Whether a worker has LISTENed (a NOTIFY sent before that would be lost)."""
+    rows = await db.fetch_all(
+        "SELECT 1 FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+    )
+    return bool(rows)
+
+
 async def is_done(db: Database, key: str) -> bool:
     return (await states(db))[key] == "done"
 
@@ -300,7 +309,7 @@ async def test_a_requeued_dead_letter_is_picked_up_by_a_running_worker_woken_by_
 
     running = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.2)  # listening by now
+        await until(lambda: listening(db))
         retried = await asyncio.to_thread(run_cli, database_url, "dead-letters", "retry", mail.key)
         assert retried.returncode == 0, retried.stderr
         await until(lambda: is_done(db, mail.key))

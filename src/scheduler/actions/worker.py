@@ -202,7 +202,7 @@ class ActionWorker:
             self._observe(action.kind, attempt.outcome)
         if attempt.outcome not in ("failed", "dead_lettered"):
             return
-        # The key and the order only: errors may quote personal data.
+        # No error text: a provider's answer may quote personal data.
         extra = {
             "action": action.key,
             "order_id": action.order_id,
