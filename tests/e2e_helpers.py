@@ -133,11 +133,13 @@ def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-def run_cli(database_url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``hookledger ARGS`` in a subprocess, as an operator runs it."""
+def run_cli(
+    database_url: str, *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``hookledger ARGS`` in a subprocess, as an operator runs it (``env``: extra settings)."""
     return subprocess.run(
         [sys.executable, "-m", "hookledger.cli", *args],
-        env=cli_env(database_url),
+        env=cli_env(database_url, **(env or {})),
         cwd=ROOT,
         capture_output=True,
         text=True,

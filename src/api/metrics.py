@@ -1,4 +1,4 @@
-"""Prometheus metrics of the intake and the appender."""
+"""Prometheus metrics of the intake, the appender and the outbound actions."""
 
 from __future__ import annotations
 
@@ -79,6 +79,16 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        self.actions = Counter(
+            "hookledger_actions",
+            "Outbound action attempts by kind and outcome (dry_run, succeeded, failed, "
+            "dead_lettered)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
+    def count_action(self, kind: str, outcome: str) -> None:
+        self.actions.labels(kind, outcome).inc()
 
     def register_providers(self, providers: Iterable[str]) -> None:
         """Start every provider's series at zero, so a dashboard shows a provider

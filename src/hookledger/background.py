@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from events.appender import Appender
@@ -14,6 +14,8 @@ from events.connector import Database
 from events.consumer import ConsumerRunner
 from hookledger.settings import Settings, parse_duration, parse_durations
 from projections.projectors import PROJECTIONS, ProjectionConsumer
+from scheduler.actions.config import ActionSettings
+from scheduler.actions.worker import ActionWorker
 from scheduler.countdown import CountdownConfig
 from scheduler.policy import CountdownPolicy
 from scheduler.timers import PostgresTimers
@@ -33,19 +35,29 @@ def countdown_config(settings: Settings) -> CountdownConfig:
 class Background:
     """Starts and stops one process's background tasks."""
 
-    def __init__(self, settings: Settings, db: Database, appender: Appender) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        appender: Appender,
+        actions: ActionSettings,
+        *,
+        observe_action: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.runners = [
             ConsumerRunner(db, ProjectionConsumer(projection))
             for projection in PROJECTIONS.values()
         ]
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
         self.timers = PostgresTimers(db, appender)
+        self.actions = ActionWorker(db, appender, actions, observe=observe_action)
         self._tasks: list[asyncio.Task[None]] = []
 
     def jobs(self) -> dict[str, Coroutine[Any, Any, None]]:
         jobs = {r.consumer.name: r.run() for r in self.runners}
         jobs[self.policy.consumer.name] = self.policy.run()
         jobs["timers"] = self.timers.run()
+        jobs["actions"] = self.actions.run()
         return jobs
 
     async def start(self) -> None:
@@ -59,6 +71,7 @@ class Background:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.actions.close()
 
 
 def _report_end(task: asyncio.Task[None]) -> None:

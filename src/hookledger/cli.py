@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
         "--topic", help="shopify: the X-Shopify-Topic (default: the sample's, or orders/create)"
     )
     send.set_defaults(run=_send)
+
+    dead = commands.add_parser("dead-letters", help="list the actions that gave up")
+    dead.add_argument("--json", action="store_true", help="JSON instead of a table")
+    dead.set_defaults(run=_dead_letters)
+    dead_commands = dead.add_subparsers(metavar="COMMAND")
+    retry = dead_commands.add_parser("retry", help="queue a dead action again")
+    retry.add_argument("key", help="the action's idempotency key")
+    retry.add_argument(
+        "--now", action="store_true", help="also run it here, without waiting for a worker"
+    )
+    retry.set_defaults(run=_retry_dead_letter)
     return parser
 
 
@@ -192,6 +203,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.background import Background
     from hookledger.logs import configure
     from hookledger.migrations import migrate
+    from hookledger.wiring import action_settings
 
     configure(settings.log_level)
 
@@ -203,7 +215,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         db = Database(url, max_size=settings.pool_size)
         await db.open()
         appender = Appender(db, max_batch=settings.max_batch)
-        background = Background(settings, db, appender)
+        background = Background(settings, db, appender, action_settings(settings))
         try:
             await migrate(db)
             await appender.start()
@@ -261,9 +273,7 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
                 str(view["version"]), str(view["position"]), view["recorded_at"],
                 view["provider"], view["type"], view["event_id"], view["hash"][:16],
             ))  # fmt: skip
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        _print_table(rows)
         return 0
 
     with _database_url(settings) as url:
@@ -325,6 +335,13 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run(url))
 
 
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns, two spaces apart; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from events.errors import ChainBroken
     from events.store import verify_chains
@@ -339,6 +356,80 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"ok: {report.events} events in {report.streams} streams verify")
         return 0
 
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from scheduler.actions.queue import dead_letters
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            dead = await dead_letters(db)
+        if args.json:
+            print(json.dumps([
+                {**msgspec.structs.asdict(d), "updated_at": d.updated_at.isoformat()}
+                for d in dead
+            ], indent=2))  # fmt: skip
+            return 0
+        if not dead:
+            print("no dead letters")
+            return 0
+        rows = [("KEY", "KIND", "ORDER", "ATTEMPTS", "LAST_ERROR", "UPDATED_AT")]
+        for d in dead:
+            error = (d.last_error or "").replace("\n", " ")
+            rows.append((
+                d.key, d.kind, d.order_id, str(d.attempts),
+                error if len(error) <= 80 else error[:77] + "...",
+                d.updated_at.isoformat(timespec="seconds"),
+            ))  # fmt: skip
+        _print_table(rows)
+        return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
+    from events.appender import Appender
+    from hookledger.logs import configure
+    from hookledger.wiring import action_settings
+    from scheduler.actions.queue import action_state, requeue
+    from scheduler.actions.worker import ActionWorker
+
+    if args.now and settings.safe_mode:
+        # It would be recorded as a dry run and count as done, never sent.
+        print(
+            "safe mode is on (HOOKLEDGER_SAFE_MODE): --now would only record a dry run; "
+            "set HOOKLEDGER_SAFE_MODE=false, or leave it to the running service",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            if not await requeue(db, args.key):
+                found = await action_state(db, args.key)
+                state = f"it is {found[0]}" if found else "there is no such action"
+                print(f"{args.key}: not a dead letter ({state})", file=sys.stderr)
+                return 1
+            if not args.now:
+                print(f"{args.key}: queued again; a running worker performs it")
+                return 0
+            worker = ActionWorker(db, Appender(db, group_commit=False), action_settings(settings))
+            try:
+                if not await worker.run_once(key=args.key):
+                    print(f"{args.key}: queued again; a worker took it first")
+                    return 0
+            finally:
+                await worker.close()
+            state, attempts, error = await action_state(db, args.key) or ("?", 0, None)
+        print(f"{args.key}: {state} after attempt {attempts}" + (f": {error}" if error else ""))
+        return 0 if state == "done" else 1
+
+    configure(settings.log_level)
     with _database_url(settings) as url:
         return asyncio.run(run(url))
 

@@ -45,9 +45,10 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "pgserver"):
+    for noisy in ("uvicorn.access", "pgserver", "httpx"):
         # Cloud Run logs every request itself; the hot path stays quiet, and the
-        # embedded server's start-up chatter is not news.
+        # embedded server's start-up chatter is not news. httpx would log every
+        # outbound action's request: their outcomes are in the ledger.
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

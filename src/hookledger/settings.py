@@ -41,6 +41,18 @@ class Settings(msgspec.Struct, frozen=True):
     countdown_grace: str = "24h"
     # Run the projections, the policy, the timers and the actions in this process.
     background: bool = True
+    # Outbound actions (scheduler.actions); secrets accept `file:/path`.
+    sendgrid_api_key: str = ""
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    email_from: str = "verification@example.com"
+    verification_url: str = "https://example.com/verify?order={order_id}"
+    payments_base_url: str = "https://api.authorize.net"
+    authorizenet_login_id: str = ""
+    authorizenet_transaction_key: str = ""
+    action_max_attempts: int = 5
+    action_backoff_seconds: float = 2.0
+    action_backoff_max_seconds: float = 300.0
+    action_timeout_seconds: float = 10.0
 
     @property
     def embedded(self) -> bool:
@@ -88,6 +100,14 @@ def _convert(name: str, raw: str, field_type: object) -> object:
         if value <= 0:
             raise SettingsError(f"{setting} must be positive")
         return value
+    if field_type is float:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingsError(f"{setting} must be a number, not {raw!r}") from None
+        if not number > 0 or number == float("inf"):
+            raise SettingsError(f"{setting} must be a positive number")
+        return number
     if field_type is Path:
         return Path(raw)
     return raw

@@ -30,6 +30,7 @@ from hookledger.secrets import provider_secrets, resolve
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
 from projections.status import order_status
+from scheduler.actions.config import ActionSettings
 
 log = logging.getLogger("hookledger")
 
@@ -67,6 +68,7 @@ def build_services(
     providers.update(load_sources(settings.providers_file))
     metrics.register_providers(providers)
     tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
+    action_config = action_settings(settings)
     services = Services(
         db=db,
         appender=appender,
@@ -79,7 +81,11 @@ def build_services(
         order_status=partial(order_status, db),
     )
 
-    background = Background(settings, db, appender) if settings.background else None
+    background = (
+        Background(settings, db, appender, action_config, observe_action=metrics.count_action)
+        if settings.background
+        else None
+    )
 
     async def start() -> None:
         await db.open()
@@ -99,6 +105,10 @@ def build_services(
                 )
         if not tokens:
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
+        if not settings.safe_mode:
+            log.warning("safe mode is off: emails and refunds are sent for real")
+            for setting in _missing_action_credentials(action_config):
+                log.warning("actions needing it will be dead-lettered", extra={"unset": setting})
 
     async def stop() -> None:
         if background is not None:
@@ -109,6 +119,40 @@ def build_services(
     services.on_startup.append(start)
     services.on_shutdown.append(stop)
     return services
+
+
+def action_settings(settings: Settings) -> ActionSettings:
+    """What the outbound actions need, their secrets resolved (plain or ``file:``)."""
+
+    def secret(value: str, setting: str) -> str:
+        values = resolve(value, setting)
+        return values[0] if values else ""
+
+    return ActionSettings(
+        safe_mode=settings.safe_mode,
+        sendgrid_api_key=secret(settings.sendgrid_api_key, "HOOKLEDGER_SENDGRID_API_KEY"),
+        sendgrid_base_url=settings.sendgrid_base_url,
+        email_from=settings.email_from,
+        verification_url=settings.verification_url,
+        payments_base_url=settings.payments_base_url,
+        authorizenet_login_id=settings.authorizenet_login_id,
+        authorizenet_transaction_key=secret(
+            settings.authorizenet_transaction_key, "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
+        ),
+        max_attempts=settings.action_max_attempts,
+        backoff_seconds=settings.action_backoff_seconds,
+        backoff_max_seconds=settings.action_backoff_max_seconds,
+        timeout_seconds=settings.action_timeout_seconds,
+    )
+
+
+def _missing_action_credentials(config: ActionSettings) -> list[str]:
+    credentials = {
+        "HOOKLEDGER_SENDGRID_API_KEY": config.sendgrid_api_key,
+        "HOOKLEDGER_AUTHORIZENET_LOGIN_ID": config.authorizenet_login_id,
+        "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY": config.authorizenet_transaction_key,
+    }
+    return [setting for setting, value in credentials.items() if not value]
 
 
 def _check_standard_webhooks_secrets(setting: str, values: tuple[str, ...]) -> None:

@@ -1,1 +1,1 @@
-"""The scheduler: the countdown policy, its timers, and the actions they lead to."""
+"""The scheduler: countdown policy, timers and outbound actions."""
