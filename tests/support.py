@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import LiteralString
 from urllib.parse import urlsplit, urlunsplit
@@ -239,3 +240,10 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    """Poll ``check`` until it holds; a runner's progress is only visible in the database."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

@@ -26,7 +26,7 @@ from scheduler.actions.queue import action_state, enqueue
 from scheduler.actions.worker import ActionWorker
 from tests.e2e_helpers import run_cli
 from tests.fake_provider import DROP, FakeProvider, anet_answer
-from tests.test_consumer import until
+from tests.support import until
 
 SENDGRID_KEY = "SG.test-sendgrid-key"
 ANET_KEY = "test-anet-transaction-key"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -15,6 +14,7 @@ from events.errors import CheckpointMoved
 from events.leases import leased
 from events.model import RecordedEvent
 from tests.factories import new_event
+from tests.support import until
 
 
 class Recorder:
@@ -31,13 +31,6 @@ class Recorder:
             if event.position == self.fail_at:
                 self.fail_at = None
                 raise CheckpointMoved("simulated crash in the middle of a batch")
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    """Poll ``check`` until it holds; a runner's progress is only visible in the database."""
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
