@@ -66,10 +66,10 @@ async def fill(url: str, dues: list[datetime]) -> None:
         await db.close()
 
 
-def scalar(url: str, query: LiteralString) -> int:
+def scalar(url: str, query: LiteralString) -> float:
     with psycopg.connect(url) as conn:
         row = conn.execute(query).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    return float(row[0]) if row and row[0] is not None else 0.0
 
 
 def start_workers(url: str, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
@@ -102,7 +102,7 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 def wait_until(check: LiteralString, url: str, want: int, deadline: float, label: str) -> bool:
     while time.time() < deadline:
-        have = scalar(url, check)
+        have = int(scalar(url, check))
         print(f"\r  {label}: {have:,}/{want:,}", end="", file=sys.stderr, flush=True)
         if have >= want:
             print(file=sys.stderr)
