@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,13 @@ from tests.countdown_helpers import (
     now_order,
     types_of,
 )
-from tests.e2e_helpers import decision_body, send_post_purchase, send_veriff, wait_for
+from tests.e2e_helpers import (
+    decision_body,
+    run_cli,
+    send_post_purchase,
+    send_veriff,
+    wait_for,
+)
 from tests.support import ServerProcess
 
 
@@ -93,3 +101,36 @@ def test_an_unknown_order_is_404(countdown_server: ServerProcess) -> None:
     response = httpx.get(f"{countdown_server.url}/api/v1/orders/nope", timeout=5)
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+def test_status_and_replay_on_the_command_line_agree_with_the_live_state(
+    countdown_server: ServerProcess, database_url: str
+) -> None:
+    expired, satisfied = f"o-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
+    send_post_purchase(countdown_server.url, now_order(expired))
+    send_post_purchase(countdown_server.url, now_order(satisfied))
+    send_veriff(countdown_server.url, decision_body(satisfied))
+    assert wait_for(lambda: countdown_state(database_url, expired) == "expired", 15)
+    assert wait_for(lambda: countdown_state(database_url, satisfied) == "satisfied", 15)
+
+    def status(order: str) -> dict[str, Any]:
+        done = run_cli(database_url, "status", order, "--json")
+        assert done.returncode == 0, done.stderr
+        state: dict[str, Any] = json.loads(done.stdout)
+        for section in ("order", "verification", "countdown"):
+            if state[section]:  # what a rebuild rewrites or the clock moves
+                state[section].pop("updated_at")
+                state[section].pop("seconds_left", None)
+        return state
+
+    before = {order: status(order) for order in (expired, satisfied)}
+    replayed = run_cli(database_url, "replay", "--all")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "rebuilt orders, verifications, countdowns" in replayed.stdout
+    assert "replay:" in replayed.stderr  # progress, as plain lines off a terminal
+    after = {order: status(order) for order in (expired, satisfied)}
+    assert after == before
+    text = run_cli(database_url, "status", expired)
+    assert "expired" in text.stdout and "refund" in text.stdout
+    assert run_cli(database_url, "status", "no-such-order").returncode == 1
+    assert run_cli(database_url, "replay", "nothing").returncode == 2
