@@ -50,7 +50,15 @@ class Background:
         ]
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
         self.timers = PostgresTimers(db, appender)
-        self.actions = ActionWorker(db, appender, actions, observe=observe_action)
+        # A dry run is database work only: bigger batches, fewer round trips. Real
+        # sends keep batches small, since a batch's rows stay locked while it sends.
+        self.actions = ActionWorker(
+            db,
+            appender,
+            actions,
+            observe=observe_action,
+            batch_size=1000 if actions.safe_mode else 200,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def jobs(self) -> dict[str, Coroutine[Any, Any, None]]:

@@ -27,6 +27,10 @@ ACTIONS_FOR = {
 }
 
 
+# The event types the policy reacts to.
+DECIDING = ("order.", "verification.", "countdown.")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -47,7 +51,14 @@ class CountdownPolicy:
         self._clock = clock
 
     async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
-        streams = sorted({e.stream for e in events if order_id_of(e.stream) is not None})
+        # Action outcomes and email events decide nothing: pass them over unread.
+        streams = sorted(
+            {
+                e.stream
+                for e in events
+                if order_id_of(e.stream) is not None and e.type.startswith(DECIDING)
+            }
+        )
         if not streams:
             return
         rows = await session.fetch_all(QUERIES["read_order_streams"], (streams,))
