@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -100,16 +101,17 @@ async def fill(url: str, events_wanted: int) -> int:
     return written
 
 
-async def measure(url: str) -> None:
+async def measure(url: str, parts: int | None) -> None:
     db = Database(url, max_size=4)
     await db.open()
     try:
-        report = await replay(db, list(PROJECTIONS.values()))
+        report = await replay(db, list(PROJECTIONS.values()), parts=parts)
     finally:
         await db.close()
     rate = report.events / report.seconds
     verdict = "meets" if rate >= TARGET_RATE else "misses"
-    print(f"replay of all projections ({', '.join(report.projections)}):")
+    print(f"replay of all projections ({', '.join(report.projections)}), "
+          f"{parts or os.cpu_count()} partition(s):")  # fmt: skip
     print(f"  events          {report.events:>12,}")
     print(f"  orders          {report.orders:>12,}")
     print(f"  seconds         {report.seconds:>12.2f}")
@@ -135,10 +137,11 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=DEFAULT_SERVER, help="a server to make scratch databases on"
     )
+    parser.add_argument("--parts", type=int, help="partitions folded in parallel (default: CPUs)")
     args = parser.parse_args()
     with scratch_database(args.database_url) as url:
         asyncio.run(fill(url, args.events))
-        asyncio.run(measure(url))
+        asyncio.run(measure(url, args.parts))
 
 
 if __name__ == "__main__":

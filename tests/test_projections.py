@@ -100,7 +100,7 @@ async def test_projections_applied_incrementally_equal_a_rebuild(
         await write(db, events[start : start + 5])
         await apply_in_batches(db, sizes)
     live = await snapshot(db)
-    await replay(db, list(PROJECTIONS.values()))
+    await replay(db, list(PROJECTIONS.values()), parts=1)
     assert await snapshot(db) == live
 
 
@@ -126,7 +126,7 @@ async def test_a_rebuild_swaps_in_while_the_runner_keeps_applying(db: Database) 
         await asyncio.gather(*tasks, return_exceptions=True)
     assert report.orders >= 200
     live = await snapshot(db)
-    await replay(db, list(PROJECTIONS.values()))
+    await replay(db, list(PROJECTIONS.values()), parts=3)  # partitions in processes
     assert await snapshot(db) == live
     assert len(live["orders"]) == 300
 

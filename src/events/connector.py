@@ -93,6 +93,13 @@ class Session:
             cur = await self._conn.execute(query, params, prepare=_prepare(query))
             return await cur.fetchone()
 
+    async def import_snapshot(self, snapshot: str) -> None:
+        """Read, in this (repeatable read) transaction, the snapshot another
+        transaction exported with ``pg_export_snapshot()``."""
+        query = sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
+        async with _translated():
+            await self._conn.execute(query)
+
     async def execute_on(self, template: LiteralString, **tables: str) -> None:
         """Run DDL naming tables chosen at run time (``{name}`` placeholders)."""
         query = sql.SQL(template).format(**{k: sql.Identifier(v) for k, v in tables.items()})

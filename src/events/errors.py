@@ -14,6 +14,7 @@
     │   └── WriteConflict           a concurrent writer got there first; retry the batch
     │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
     ├── MigrationError              a migration is missing, edited or failed
+    ├── ReplayFailed                a rebuild of projections failed (the live tables stand)
     └── ChainBroken                 a stream's hash chain does not verify
 
 HTTP statuses are assigned in exactly one place: ``api.errors``.
@@ -82,6 +83,10 @@ class CheckpointMoved(WriteConflict):
 
 class MigrationError(HookledgerError):
     code = "migration_error"
+
+
+class ReplayFailed(HookledgerError):
+    code = "replay_failed"
 
 
 class ChainBroken(HookledgerError):

@@ -88,3 +88,14 @@ DROP TABLE IF EXISTS {shadow}
 
 -- name: repeatable_read
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ
+
+-- name: export_snapshot
+-- Lets the rebuild's partition processes read the very snapshot the rebuild holds.
+SELECT pg_export_snapshot()
+
+-- name: read_order_streams_part
+-- One partition of a rebuild: the order streams whose name hashes to it.
+SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
+FROM events
+WHERE stream LIKE 'order-%%' AND position <= %s AND abs(hashtext(stream) %% %s) = %s
+ORDER BY stream, stream_version

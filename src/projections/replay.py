@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from multiprocessing.queues import Queue
 from typing import Any
 
 import msgspec
 
 from events.checkpoints import advance_checkpoint, lock_checkpoint
-from events.connector import Connection, Database
-from projections.facts import FoldEvent
-from projections.fold import fold
+from events.connector import Database
+from events.errors import ReplayFailed
+from projections.partition import (
+    PartitionDone,
+    PartitionJob,
+    build_partition,
+    run_in_process,
+    shadow_of,
+)
 from projections.projectors import QUERIES, Projection, fold_streams
-
-FLUSH_ROWS = 20_000
 
 
 class ReplayReport(msgspec.Struct, frozen=True):
@@ -39,25 +45,34 @@ Progress = Callable[[int], None]
 
 
 async def replay(
-    db: Database, projections: Sequence[Projection], progress: Progress | None = None
+    db: Database,
+    projections: Sequence[Projection],
+    progress: Progress | None = None,
+    *,
+    parts: int | None = None,
 ) -> ReplayReport:
-    """Rebuild ``projections`` together (one pass over the ledger) and swap them in."""
+    """Rebuild ``projections`` together (one pass over the ledger) and swap them in.
+
+    The ledger is read in ``parts`` partitions by stream, each folded in a process
+    of its own (default: one per CPU); ``parts=1`` folds in this process.
+    """
+    parts = parts or os.cpu_count() or 1
     started = time.perf_counter()
     async with db.transaction() as session:
         for projection in projections:
             for table in projection.tables:
                 await session.execute_on(
-                    QUERIES["create_shadow"], shadow=_shadow(table.name), live=table.name
+                    QUERIES["create_shadow"], shadow=shadow_of(table.name), live=table.name
                 )
     try:
         with _without_gc():
-            head, events, orders = await _build(db, projections, progress)
+            head, events, orders = await _build(db, projections, progress, parts)
         await _swap(db, projections, head)
     except BaseException:
         async with db.transaction() as session:
             for projection in projections:
                 for table in projection.tables:
-                    await session.execute_on(QUERIES["drop_shadow"], shadow=_shadow(table.name))
+                    await session.execute_on(QUERIES["drop_shadow"], shadow=shadow_of(table.name))
         raise
     return ReplayReport(
         projections=[p.name for p in projections],
@@ -75,88 +90,63 @@ async def ledger_head(db: Database) -> int:
 
 
 async def _build(
-    db: Database, projections: Sequence[Projection], progress: Progress | None
+    db: Database, projections: Sequence[Projection], progress: Progress | None, parts: int
 ) -> tuple[int, int, int]:
-    events = orders = 0
-    async with db.dedicated() as reader, db.dedicated() as writer_conn:
-        writer = _ShadowWriter(projections, writer_conn)
-        async with reader.transaction() as session:
-            # One snapshot: the head read here and the rows read below agree.
-            await session.execute(QUERIES["repeatable_read"])
-            head_row = await session.fetch_one(QUERIES["head_position"])
-            head = int(head_row[0]) if head_row else 0
-            stream: str | None = None
-            batch: list[FoldEvent] = []
-            source = session.stream_batches(QUERIES["read_all_order_streams"], (head,), 10_000)
-            async for rows in source:
-                for row in rows:
-                    if row[0] != stream:
-                        if batch and stream is not None:
-                            writer.add(stream, batch)
-                            orders += 1
-                            events += len(batch)
-                        stream, batch = row[0], []
-                    batch.append(FoldEvent(*row[1:]))
-                if writer.pending >= FLUSH_ROWS:
-                    await writer.flush()
-                    if progress:
-                        progress(events)
-            if batch and stream is not None:
-                writer.add(stream, batch)
-                orders += 1
-                events += len(batch)
-        await writer.flush()
-        await writer.finish()
-        if progress:
-            progress(events)
-    return head, events, orders
+    async with db.dedicated() as conn, conn.transaction() as session:
+        # One snapshot, held until every partition has read it: the head read
+        # here and the rows the partitions read agree.
+        await session.execute(QUERIES["repeatable_read"])
+        head_row = await session.fetch_one(QUERIES["head_position"])
+        head = int(head_row[0]) if head_row else 0
+        snapshot_row = await session.fetch_one(QUERIES["export_snapshot"])
+        assert snapshot_row is not None
+        names = [p.name for p in projections]
+        jobs = [PartitionJob(db.url, snapshot_row[0], head, k, parts, names) for k in range(parts)]
+        if parts == 1:
+            done = [await build_partition(jobs[0], progress or _ignore)]
+        else:
+            done = await _in_processes(jobs, progress)
+    return head, sum(d.events for d in done), sum(d.orders for d in done)
 
 
-class _ShadowWriter:
-    """Buffers the rebuilt rows and COPYs them into the shadow tables, on a
-    connection of its own so the server loads one chunk while we fold the next."""
+async def _in_processes(jobs: list[PartitionJob], progress: Progress | None) -> list[PartitionDone]:
+    """Run each partition in a process of its own; report their summed progress."""
+    context = multiprocessing.get_context("spawn")
+    queues: list[Queue[Any]] = [context.Queue() for _ in jobs]
+    processes = [
+        context.Process(target=run_in_process, args=(job, queue), daemon=True)
+        for job, queue in zip(jobs, queues, strict=True)
+    ]
+    for process in processes:
+        process.start()
+    seen = [0] * len(jobs)
+    done: list[PartitionDone | None] = [None] * len(jobs)
+    try:
+        while any(d is None for d in done):
+            await asyncio.sleep(0.2)
+            for k, queue in enumerate(queues):
+                while not queue.empty():
+                    kind, value = queue.get()
+                    if kind == "progress":
+                        seen[k] = value
+                    elif kind == "done":
+                        done[k] = msgspec.json.decode(value, type=PartitionDone)
+                    else:
+                        raise ReplayFailed(f"partition {k} of the rebuild failed: {value}")
+                if done[k] is None and not processes[k].is_alive() and queue.empty():
+                    raise ReplayFailed(f"partition {k} of the rebuild died")
+            if progress:
+                progress(sum(seen))
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return [d for d in done if d is not None]
 
-    def __init__(self, projections: Sequence[Projection], conn: Connection) -> None:
-        self._projections = projections
-        self._conn = conn
-        self._rows: list[list[list[Any]]] = [[[] for _ in p.tables] for p in projections]
-        self.pending = 0
-        self._now = datetime.now(UTC)
-        self._loading: asyncio.Task[None] | None = None
 
-    def add(self, stream: str, events: list[FoldEvent]) -> None:
-        state = fold(stream.removeprefix("order-"), events)
-        for projection, buckets in zip(self._projections, self._rows, strict=True):
-            for bucket, rows in zip(buckets, projection.rows(state), strict=True):
-                bucket.extend((*row, self._now) for row in rows)
-                self.pending += len(rows)
-
-    async def flush(self) -> None:
-        """Start loading what is buffered (after the previous load is done)."""
-        await self.finish()
-        chunks = []
-        for projection, buckets in zip(self._projections, self._rows, strict=True):
-            for table, bucket in zip(projection.tables, buckets, strict=True):
-                if bucket:
-                    columns = table.columns + (("updated_at",) if table.timestamped else ())
-                    rows = bucket if table.timestamped else [r[:-1] for r in bucket]
-                    chunks.append((_shadow(table.name), columns, rows))
-        self._rows = [[[] for _ in p.tables] for p in self._projections]
-        self.pending = 0
-        if chunks:
-            self._loading = asyncio.create_task(self._load(chunks))
-            await asyncio.sleep(0)  # let the load start before we get busy
-
-    async def _load(self, chunks: list[tuple[str, tuple[str, ...], list[Any]]]) -> None:
-        async with self._conn.transaction() as session:
-            for table, columns, rows in chunks:
-                await session.copy_rows(table, columns, rows)
-
-    async def finish(self) -> None:
-        """Wait for the load in progress, if any."""
-        loading, self._loading = self._loading, None
-        if loading is not None:
-            await loading
+def _ignore(_: int) -> None:
+    return None
 
 
 async def _swap(db: Database, projections: Sequence[Projection], head: int) -> None:
@@ -169,7 +159,7 @@ async def _swap(db: Database, projections: Sequence[Projection], head: int) -> N
                 await session.execute_on(
                     QUERIES["swap_in_shadow"],
                     live=table.name,
-                    shadow=_shadow(table.name),
+                    shadow=shadow_of(table.name),
                     old=f"{table.name}_old",
                 )
         furthest = max([head, *live.values()])
@@ -194,7 +184,3 @@ def _without_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _shadow(table: str) -> str:
-    return f"{table}_replay"
