@@ -27,6 +27,14 @@ class Settings(msgspec.Struct, frozen=True):
     group_commit: bool = True
     max_batch: int = 512
     pool_size: int = 8
+    bigquery_project: str = ""
+    bigquery_dataset: str = "hookledger"
+    bigquery_table: str = "events"
+    bigquery_location: str = ""
+    bigquery_endpoint: str = ""
+    export_policy_file: str = ""
+    export_hash_key: str = ""
+    export_interval: float = 10.0
 
     @property
     def embedded(self) -> bool:
@@ -70,6 +78,14 @@ def _convert(name: str, raw: str, field_type: object) -> object:
         if value <= 0:
             raise SettingsError(f"{setting} must be positive")
         return value
+    if field_type is float:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingsError(f"{setting} must be a number, not {raw!r}") from None
+        if not number > 0:
+            raise SettingsError(f"{setting} must be positive")
+        return number
     if field_type is Path:
         return Path(raw)
     return raw
