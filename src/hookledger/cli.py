@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--url", default="http://127.0.0.1:8080", help="the service's base URL")
     send.add_argument("--list", action="store_true", help="list the built-in samples")
     send.set_defaults(run=_send)
+
+    export = commands.add_parser("export", help="export the ledger for analysts")
+    export.add_argument("--to", choices=("parquet", "bigquery"), required=True)
+    export.add_argument("directory", nargs="?", type=Path, help="with --to parquet: where to write")
+    export.add_argument("--follow", action="store_true", help="keep exporting new events")
+    export.add_argument(
+        "--from-start", action="store_true", help="export the whole ledger again (a backfill)"
+    )
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -217,6 +226,39 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
         print(f"ok: {report.events} events in {report.streams} streams verify")
         return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.exports import bigquery_config, export_policy
+    from hookledger.logs import configure
+
+    if (args.to == "parquet") != (args.directory is not None):
+        print("hookledger: export --to parquet takes a DIRECTORY, --to bigquery none",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    policy = export_policy(settings)
+    config = None
+    if args.to == "bigquery" and (config := bigquery_config(settings)) is None:
+        print("hookledger: HOOKLEDGER_BIGQUERY_PROJECT is not set", file=sys.stderr)
+        return 2
+    # A one-off run shows a progress bar: only warnings would interrupt it.
+    configure(settings.log_level if args.follow else "WARNING")
+
+    async def run(url: str) -> int:
+        from events.errors import DestinationRefused, DestinationUnavailable
+        from hookledger.exports import export_to_bigquery, export_to_parquet
+
+        async with _database(url) as db:
+            try:
+                if config is not None:
+                    return await export_to_bigquery(db, config, policy, settings, args)
+                return await export_to_parquet(db, args.directory, policy, settings, args)
+            except (DestinationRefused, DestinationUnavailable) as exc:
+                print(f"hookledger: export failed: {exc.detail}", file=sys.stderr)
+                return 1
 
     with _database_url(settings) as url:
         return asyncio.run(run(url))

@@ -1,0 +1,176 @@
+"""Running an export: read the ledger after the destination's position, write
+the batch, then advance the position; once until caught up, or following the
+ledger. A destination's write is idempotent, so a run that dies between a write
+and its checkpoint writes the same events again without doubling them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+import msgspec
+
+from events.connector import Database
+from events.errors import DestinationUnavailable, HookledgerError, Unavailable
+from events.leases import Lease, try_lease
+from exporter.batch import ExportBatch, read_batch
+from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
+from exporter.policy import Policy
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 10_000
+
+
+class Destination(Protocol):
+    name: str
+
+    async def prepare(self) -> int:
+        """Make the destination ready to write; return the position it holds."""
+        ...
+
+    async def write(self, batch: ExportBatch) -> None:
+        """Store the batch; writing the same batch twice must store it once."""
+        ...
+
+    async def commit(self, previous: int, batch: ExportBatch) -> None:
+        """Advance the position from ``previous`` past the written batch."""
+        ...
+
+
+class Progress(Protocol):
+    def advance(self, count: int) -> None: ...
+
+
+class ExportReport(msgspec.Struct, frozen=True):
+    events: int
+    batches: int
+    position: int
+    seconds: float
+
+
+async def export(
+    db: Database,
+    destination: Destination,
+    policy: Policy,
+    *,
+    start: int | None = None,
+    follow: bool = False,
+    batch_size: int = BATCH_SIZE,
+    interval: float = 10.0,
+    patience: float | None = 60.0,
+    max_backoff: float = 30.0,
+    progress: Progress | None = None,
+    lease: Lease | None = None,
+) -> ExportReport:
+    """Export what the destination does not hold yet.
+
+    Once (the default) it returns when it has caught up with the ledger; with
+    ``follow`` it waits ``interval`` seconds whenever it has, so that writes come
+    in batches rather than one per event. An unavailable destination is retried
+    with backoff up to ``max_backoff`` seconds apart, for at most ``patience``
+    seconds (None: for ever), without moving past the batch. With a ``lease``, it
+    stops when the lease is lost. ``start``: the destination is prepared already
+    and holds this position.
+    """
+    started = time.monotonic()
+    position = await destination.prepare() if start is None else start
+    events = batches = 0
+    while lease is None or lease.held:
+        batch = await read_batch(db, position, batch_size, policy)
+        if batch is None:
+            if not follow:
+                break
+            await asyncio.sleep(interval)
+            continue
+        await _write(destination, batch, patience, max_backoff)
+        await destination.commit(position, batch)
+        position = batch.last_position
+        events += len(batch)
+        batches += 1
+        if progress is not None:
+            progress.advance(len(batch))
+        log.info(
+            "export batch written",
+            extra={"destination": destination.name, "events": len(batch),
+                   "first": batch.first_position, "last": position},
+        )  # fmt: skip
+        if follow and len(batch) < batch_size:
+            await asyncio.sleep(interval)
+    return ExportReport(
+        events=events, batches=batches, position=position, seconds=time.monotonic() - started
+    )
+
+
+async def _write(
+    destination: Destination, batch: ExportBatch, patience: float | None, max_backoff: float
+) -> None:
+    deadline = None if patience is None else time.monotonic() + patience
+    delay = min(0.5, max_backoff)
+    attempt = 1
+    while True:
+        try:
+            await destination.write(batch)
+        except DestinationUnavailable as exc:
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "export destination unavailable: the batch waits",
+                extra={"destination": destination.name, "first": batch.first_position,
+                       "attempt": attempt, "retry_in": delay, "error": exc.detail},
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff)
+            attempt += 1
+        else:
+            if attempt > 1:
+                log.info("export destination is back",
+                         extra={"destination": destination.name, "attempts": attempt})  # fmt: skip
+            return
+
+
+async def follow_bigquery(
+    db: Database,
+    config: BigQueryConfig,
+    policy: Policy,
+    *,
+    interval: float = 10.0,
+    batch_size: int = BATCH_SIZE,
+    max_backoff: float = 30.0,
+    retry_interval: float = 5.0,
+) -> None:
+    """Keep the BigQuery table up to date with the ledger until cancelled.
+
+    Any number of processes may run this: the one holding the ``exporter.bigquery``
+    lease exports, the others wait to take over. Its lag is the checkpoint's.
+    """
+    destination = BigQueryDestination(db, config)
+    while True:
+        lease = await _lease(db)
+        if lease is not None:
+            try:
+                log.info("bigquery exporter active", extra={"table": config.table_id})
+                await export(
+                    db, destination, policy, follow=True, interval=interval,
+                    batch_size=batch_size, patience=None, max_backoff=max_backoff, lease=lease,
+                )  # fmt: skip
+                log.warning("bigquery exporter lost its lease", extra={"table": config.table_id})
+            except Unavailable as exc:
+                log.warning("bigquery exporter restarts", extra={"error": exc.detail})
+            except HookledgerError as exc:
+                # Refused (a schema conflict, no access): it will be refused again until
+                # someone acts; retry slowly rather than skip anything.
+                log.error("bigquery exporter failed", extra={"error": exc.detail})
+            finally:
+                await lease.release()
+        await asyncio.sleep(retry_interval)
+
+
+async def _lease(db: Database) -> Lease | None:
+    try:
+        return await try_lease(db, CHECKPOINT)
+    except Unavailable as exc:
+        log.warning("cannot ask for the exporter's lease", extra={"error": exc.detail})
+        return None
