@@ -37,9 +37,12 @@ class Progress(Protocol):
 
 
 class _Rate(ProgressColumn):
+    """Events per second since the start (rich's own speed needs two samples)."""
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} events/s", style="progress.data.speed")
+        elapsed = task.finished_time or task.elapsed
+        rate = task.completed / elapsed if elapsed else 0.0
+        return Text(f"{rate:,.0f} events/s", style="progress.data.speed")
 
 
 class _Bar:

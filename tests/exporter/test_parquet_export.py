@@ -18,9 +18,12 @@ from events.errors import DestinationRefused
 from events.store import read_stream
 from exporter.batch import read_batch
 from exporter.parquet import EVENTS_GLOB, ParquetDestination, parquet_destination
-from exporter.policy import Policy
+from exporter.policy import Policy, parse_path
 from exporter.runner import export
-from tests.exporter.ledger import append, order_events
+from hookledger.samples import SAMPLES
+from tests.exporter.conftest import HASH_KEY
+from tests.exporter.ledger import append, lifecycle_event, order_events
+from tests.exporter.reference import concrete_paths, glob_match, reference
 from tests.exporter.scenario import VIEWS, check_views, scenario_events
 
 SOURCE = f"read_parquet('{EVENTS_GLOB}', hive_partitioning = true)"
@@ -174,3 +177,29 @@ async def test_analyst_views_over_the_parquet_files_in_duckdb(
     duck.execute((tmp_path / "views.sql").read_text())
 
     check_views({name: query(duck, f"SELECT * FROM {name}") for name in VIEWS})  # noqa: S608
+
+
+async def test_every_provider_sample_is_exported_without_what_the_policy_removes(
+    db: Database, tmp_path: Path, policy: Policy, duck: duckdb.DuckDBPyConnection
+) -> None:
+    events = [
+        lifecycle_event(provider, name, f"{provider}-{name}", build(f"{provider}-{name}"))
+        for provider, samples in SAMPLES.items()
+        for name, build in samples.items()
+    ]
+    await append(db, events)
+
+    await export_to(db, tmp_path, policy)
+
+    rows = exported(duck)
+    assert len(rows) == len(events)
+    for event, row in zip(events, rows, strict=True):
+        body = json.loads(event.payload_json)
+        rules = [r for r in policy.rules if r.matches(event.provider, event.type)]
+        drop = [parse_path(p) for r in rules for p in r.drop]
+        hash_ = [parse_path(p) for r in rules for p in r.hash]
+        payload = json.loads(row["payload"])
+        assert payload == reference(body, drop, hash_, HASH_KEY), event.type
+        assert not any(glob_match(p, path) for p in drop for path in concrete_paths(payload))
+        # The auditors' read is the record as received.
+        assert (await read_stream(db, event.stream))[0].payload == body
