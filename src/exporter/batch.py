@@ -74,16 +74,16 @@ def build_batch(rows: Sequence[Row], policy: Policy) -> ExportBatch:
     )
 
 
-async def read_batch(db: Database, after: int, limit: int, policy: Policy) -> ExportBatch | None:
-    """Up to ``limit`` events after ``after`` in export form; None when there are none.
+async def fetch_rows(db: Database, after: int, limit: int) -> list[Row]:
+    """Up to ``limit`` ledger rows after ``after``, for ``build_batch``."""
+    return await db.fetch_all(QUERIES["export_after"], (after, limit), binary=True)
 
-    The policy runs in a thread, so a large batch does not stall the event loop
-    of the process (which may be serving webhooks).
-    """
-    rows = await db.fetch_all(QUERIES["export_after"], (after, limit), binary=True)
-    if not rows:
-        return None
-    return await asyncio.to_thread(build_batch, rows, policy)
+
+async def read_batch(db: Database, after: int, limit: int, policy: Policy) -> ExportBatch | None:
+    """Up to ``limit`` events after ``after`` in export form; None when there are none."""
+    rows = await fetch_rows(db, after, limit)
+    # In a thread: a large batch must not stall the event loop (it may serve webhooks).
+    return await asyncio.to_thread(build_batch, rows, policy) if rows else None
 
 
 async def count_after(db: Database, after: int) -> int:

@@ -131,6 +131,10 @@ class _Node:
 
     literals: dict[str, _Step]
     other: _Step | None
+    loops: bool
+    """Every key but the literals leads back to this node, with no action (``**``)."""
+    indices: bool
+    """Some literal is an array index."""
 
     def build(self, paths: _Paths, states: frozenset[_State]) -> None:
         literals = {
@@ -141,7 +145,9 @@ class _Node:
         self.literals = {key: paths.step(states, key) for key in literals}
         other = paths.step(states, _NO_LITERAL)
         # None: keys other than the literals lead nowhere, so only those are looked up.
-        self.other: _Step | None = None if other == (None, None) else other
+        self.other = None if other == (None, None) else other
+        self.loops = other[0] is None and other[1] is self
+        self.indices = any(key.isdigit() for key in self.literals)
 
 
 class Redactor:
@@ -181,18 +187,30 @@ class Redactor:
         return any(needle in text for needle in self._needles)
 
     def _walk(self, value: Any, node: _Node) -> None:
-        if isinstance(value, dict):
+        if type(value) is dict:
+            literals = node.literals
+            for key, step in literals.items():
+                if key in value:
+                    self._visit(value, key, step)
             if node.other is None:
-                for key, step in node.literals.items():
-                    if key in value:
-                        self._visit(value, key, step)
-            else:
-                for key in list(value):
-                    self._visit(value, key, node.literals.get(key, node.other))
-        elif isinstance(value, list):
+                return  # only the literal keys lead anywhere
+            if node.loops:
+                # Under ``**`` every other key leads back here: only containers matter.
+                for key, child in value.items():
+                    if (type(child) is dict or type(child) is list) and key not in literals:
+                        self._walk(child, node)
+                return
+            for key in [k for k in value if k not in literals]:
+                self._visit(value, key, node.other)
+        elif type(value) is list:
+            if node.loops and not node.indices:
+                for child in value:
+                    if type(child) is dict or type(child) is list:
+                        self._walk(child, node)
+                return
             dropped = []
             for index in range(len(value)):
-                found = node.literals.get(str(index), node.other) if node.literals else node.other
+                found = node.literals.get(str(index), node.other) if node.indices else node.other
                 if found is None:
                     continue
                 if found[0] == "drop":
@@ -210,7 +228,7 @@ class Redactor:
             container[key] = self.hash(container[key])
         elif below is not None:
             child = container[key]
-            if isinstance(child, dict | list):
+            if type(child) is dict or type(child) is list:
                 self._walk(child, below)
 
     def hash(self, value: Any) -> Any:

@@ -12,10 +12,10 @@ from typing import Protocol
 
 import msgspec
 
-from events.connector import Database
+from events.connector import Database, Row
 from events.errors import DestinationUnavailable, HookledgerError, Unavailable
 from events.leases import Lease, try_lease
-from exporter.batch import ExportBatch, read_batch
+from exporter.batch import ExportBatch, build_batch, fetch_rows
 from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
 from exporter.policy import Policy
 
@@ -78,27 +78,41 @@ async def export(
     started = time.monotonic()
     position = await destination.prepare() if start is None else start
     events = batches = 0
-    while lease is None or lease.held:
-        batch = await read_batch(db, position, batch_size, policy)
-        if batch is None:
-            if not follow:
-                break
-            await asyncio.sleep(interval)
-            continue
-        await _write(destination, batch, patience, max_backoff)
-        await destination.commit(position, batch)
-        position = batch.last_position
-        events += len(batch)
-        batches += 1
-        if progress is not None:
-            progress.advance(len(batch))
-        log.info(
-            "export batch written",
-            extra={"destination": destination.name, "events": len(batch),
-                   "first": batch.first_position, "last": position},
-        )  # fmt: skip
-        if follow and len(batch) < batch_size:
-            await asyncio.sleep(interval)
+    ahead: asyncio.Task[list[Row]] | None = None
+    try:
+        while lease is None or lease.held:
+            rows = await (ahead or fetch_rows(db, position, batch_size))
+            ahead = None
+            if not rows:
+                if not follow:
+                    break
+                await asyncio.sleep(interval)
+                continue
+            full = len(rows) == batch_size
+            if full:
+                # More is waiting: the database reads the next batch while this
+                # process applies the policy to this one and writes it.
+                ahead = asyncio.create_task(fetch_rows(db, rows[-1][0], batch_size))
+            batch = await asyncio.to_thread(build_batch, rows, policy)
+            await _write(destination, batch, patience, max_backoff)
+            await destination.commit(position, batch)
+            position = batch.last_position
+            events += len(batch)
+            batches += 1
+            if progress is not None:
+                progress.advance(len(batch))
+            log.info(
+                "export batch written",
+                extra={"destination": destination.name, "events": len(batch),
+                       "first": batch.first_position, "last": position},
+            )  # fmt: skip
+            if follow and not full:
+                # Caught up: let events gather rather than write them one by one.
+                await asyncio.sleep(interval)
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
     return ExportReport(
         events=events, batches=batches, position=position, seconds=time.monotonic() - started
     )

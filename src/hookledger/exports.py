@@ -79,7 +79,7 @@ async def export_to_parquet(
             destination.reset()
         destination.write_views()
         report = await _run(db, destination, policy, settings, args, f"export to {directory}")
-    print(f"{report.events:,} events exported to {directory} in {report.seconds:.1f} s "
+    print(f"{report.events:,} events exported to {directory} in {report.seconds:.2f} s "
           f"(up to position {report.position})")  # fmt: skip
     print(f"query them: cd {directory} && duckdb -init views.sql")
     return 0
@@ -104,7 +104,7 @@ async def export_to_bigquery(
         destination = BigQueryDestination(db, config)
         report = await _run(db, destination, policy, settings, args, "export to BigQuery",
                             lease=lease)  # fmt: skip
-    print(f"{report.events:,} events exported to {config.table_id} in {report.seconds:.1f} s "
+    print(f"{report.events:,} events exported to {config.table_id} in {report.seconds:.2f} s "
           f"(up to position {report.position})")  # fmt: skip
     return 0
 
