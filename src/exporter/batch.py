@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,10 @@ class ExportBatch(msgspec.Struct, frozen=True):
     stream_version: list[int]
     order_id: list[str | None]
     type: list[str]
-    occurred_at: list[datetime | None]
-    recorded_at: list[datetime]
+    occurred_at: list[int | None]
+    """Microseconds since 1970, UTC."""
+    recorded_at: list[int]
+    """Microseconds since 1970, UTC."""
     payload: list[str]
     """JSON text."""
     metadata: list[str]

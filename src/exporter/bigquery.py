@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -113,7 +113,7 @@ def _from_json(column: Column) -> str:
         # the whole batch.
         return f"PARSE_JSON(JSON_QUERY(r, {path}), wide_number_mode => 'round')"
     if column.type == "TIMESTAMP":
-        return f"TIMESTAMP(JSON_VALUE(r, {path}))"
+        return f"TIMESTAMP_MICROS(CAST(JSON_VALUE(r, {path}) AS INT64))"
     if column.type == "INT64":
         return f"CAST(JSON_VALUE(r, {path}) AS INT64)"
     return f"JSON_VALUE(r, {path})"
@@ -127,8 +127,8 @@ class _Row(msgspec.Struct):
     stream_version: int
     order_id: str | None
     type: str
-    occurred_at: datetime | None
-    recorded_at: datetime
+    occurred_at: int | None
+    recorded_at: int
     payload: msgspec.Raw
     metadata: msgspec.Raw
 
@@ -164,9 +164,11 @@ def row_chunks(batch: ExportBatch, max_bytes: int = MAX_STATEMENT_BYTES) -> Iter
         yield _chunk(encoded, batch.recorded_at[start:])
 
 
-def _chunk(rows: list[bytes], recorded_at: list[datetime]) -> Chunk:
+def _chunk(rows: list[bytes], recorded_at: list[int]) -> Chunk:
     text = (b"[" + b",".join(rows) + b"]").decode()
-    return Chunk(rows=text, count=len(rows), low=min(recorded_at), high=max(recorded_at))
+    low, high = (datetime.fromtimestamp(0, UTC) + timedelta(microseconds=m)
+                 for m in (min(recorded_at), max(recorded_at)))  # fmt: skip
+    return Chunk(rows=text, count=len(rows), low=low, high=high)
 
 
 class BigQueryDestination:

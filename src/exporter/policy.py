@@ -158,7 +158,7 @@ class Redactor:
     ) -> None:
         paths: list[tuple[tuple[str, ...], Action]] = [(p, "drop") for p in drop]
         paths += [(p, "hash") for p in hash_]
-        self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._root = _Paths(paths).node((n, 0) for n in range(len(paths)))
         self._needles = _needles(segments for segments, _ in paths)
 
@@ -189,19 +189,24 @@ class Redactor:
     def _walk(self, value: Any, node: _Node) -> None:
         if type(value) is dict:
             literals = node.literals
+            if node.loops:
+                # Under ``**`` every other key leads back here, so one pass finds the
+                # literal keys and descends into the other containers.
+                hits = []
+                for key, child in value.items():
+                    if key in literals:
+                        hits.append(key)
+                    elif type(child) is dict or type(child) is list:
+                        self._walk(child, node)
+                for key in hits:
+                    self._visit(value, key, literals[key])
+                return
             for key, step in literals.items():
                 if key in value:
                     self._visit(value, key, step)
-            if node.other is None:
-                return  # only the literal keys lead anywhere
-            if node.loops:
-                # Under ``**`` every other key leads back here: only containers matter.
-                for key, child in value.items():
-                    if (type(child) is dict or type(child) is list) and key not in literals:
-                        self._walk(child, node)
-                return
-            for key in [k for k in value if k not in literals]:
-                self._visit(value, key, node.other)
+            if node.other is not None:
+                for key in [k for k in value if k not in literals]:
+                    self._visit(value, key, node.other)
         elif type(value) is list:
             if node.loops and not node.indices:
                 for child in value:
@@ -235,8 +240,9 @@ class Redactor:
         """The keyed hash of one value (null stays null)."""
         if value is None:
             return None
-        data = value.encode() if isinstance(value, str) else _canonical.encode(value)
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+        mac = self._mac.copy()  # the key is mixed in once, not per value
+        mac.update(value.encode() if isinstance(value, str) else _canonical.encode(value))
+        return mac.hexdigest()
 
 
 _decoder = msgspec.json.Decoder()

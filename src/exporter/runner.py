@@ -13,7 +13,7 @@ from typing import Protocol
 import msgspec
 
 from events.connector import Database, Row
-from events.errors import DestinationUnavailable, HookledgerError, Unavailable
+from events.errors import CheckpointMoved, DestinationUnavailable, HookledgerError, Unavailable
 from events.leases import Lease, try_lease
 from exporter.batch import ExportBatch, build_batch, fetch_rows
 from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
@@ -171,7 +171,9 @@ async def follow_bigquery(
                     batch_size=batch_size, patience=None, max_backoff=max_backoff, lease=lease,
                 )  # fmt: skip
                 log.warning("bigquery exporter lost its lease", extra={"table": config.table_id})
-            except Unavailable as exc:
+            except (Unavailable, CheckpointMoved) as exc:
+                # A lost database, or a checkpoint moved under it (another runner, or
+                # a table made anew): start again from the checkpoint.
                 log.warning("bigquery exporter restarts", extra={"error": exc.detail})
             except HookledgerError as exc:
                 # Refused (a schema conflict, no access): it will be refused again until

@@ -248,7 +248,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     configure(settings.log_level if args.follow else "WARNING")
 
     async def run(url: str) -> int:
-        from events.errors import DestinationRefused, DestinationUnavailable
+        from events.errors import CheckpointMoved, DestinationRefused, DestinationUnavailable
         from hookledger.exports import export_to_bigquery, export_to_parquet
 
         async with _database(url) as db:
@@ -256,7 +256,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                 if config is not None:
                     return await export_to_bigquery(db, config, policy, settings, args)
                 return await export_to_parquet(db, args.directory, policy, settings, args)
-            except (DestinationRefused, DestinationUnavailable) as exc:
+            except (DestinationRefused, DestinationUnavailable, CheckpointMoved) as exc:
                 print(f"hookledger: export failed: {exc.detail}", file=sys.stderr)
                 return 1
 
