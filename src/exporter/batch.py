@@ -13,7 +13,7 @@ import msgspec
 from events.connector import Database, Row
 from events.queries import load
 from exporter.policy import Policy
-from exporter.schema import order_id_of
+from exporter.schema import ORDER_STREAM_PREFIX
 
 QUERIES, _ = load(Path(__file__).with_name("queries.sql"))
 
@@ -57,13 +57,15 @@ def build_batch(rows: Sequence[Row], policy: Policy) -> ExportBatch:
     """Rows of ``export_after`` in export form."""
     (position, provider, event_id, stream, version, type_, occurred_at, recorded_at,
      payload, metadata) = (list(column) for column in zip(*rows, strict=True))  # fmt: skip
+    prefix, cut = ORDER_STREAM_PREFIX, len(ORDER_STREAM_PREFIX)
     return ExportBatch(
         position=position,
         provider=provider,
         event_id=event_id,
         stream=stream,
         stream_version=version,
-        order_id=[order_id_of(s) for s in stream],
+        # The stream without its prefix, for an order's stream.
+        order_id=[s[cut:] if s.startswith(prefix) else None for s in stream],
         type=type_,
         occurred_at=occurred_at,
         recorded_at=recorded_at,

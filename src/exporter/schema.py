@@ -36,9 +36,5 @@ COLUMNS: tuple[Column, ...] = (
 PARTITION_COLUMN = "recorded_at"
 CLUSTER_COLUMNS = ("provider", "type")
 
+# An order's events live in stream order-<order_id>; other streams have no order.
 ORDER_STREAM_PREFIX = "order-"
-
-
-def order_id_of(stream: str) -> str | None:
-    """The order an event belongs to: its stream without ``order-``."""
-    return stream[len(ORDER_STREAM_PREFIX) :] if stream.startswith(ORDER_STREAM_PREFIX) else None
