@@ -175,6 +175,7 @@ class BigQueryDestination:
     """Writes batches into the table; keeps the position in the ledger."""
 
     name = "bigquery"
+    batch_size = 10_000  # split further into MERGEs of at most MAX_STATEMENT_BYTES
 
     def __init__(
         self, db: Database, config: BigQueryConfig, client: bigquery.Client | None = None

@@ -21,11 +21,11 @@ from exporter.policy import Policy
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 10_000
-
 
 class Destination(Protocol):
     name: str
+    batch_size: int
+    """Events per batch it writes best (at most: a batch ends where the ledger does)."""
 
     async def prepare(self) -> int:
         """Make the destination ready to write; return the position it holds."""
@@ -58,7 +58,7 @@ async def export(
     *,
     start: int | None = None,
     follow: bool = False,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     interval: float = 10.0,
     patience: float | None = 60.0,
     max_backoff: float = 30.0,
@@ -77,6 +77,7 @@ async def export(
     """
     started = time.monotonic()
     position = await destination.prepare() if start is None else start
+    batch_size = batch_size or destination.batch_size
     events = batches = 0
     ahead: asyncio.Task[list[Row]] | None = None
     try:
@@ -151,7 +152,7 @@ async def follow_bigquery(
     policy: Policy,
     *,
     interval: float = 10.0,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     max_backoff: float = 30.0,
     retry_interval: float = 5.0,
 ) -> None:
