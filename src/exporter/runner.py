@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -77,46 +78,100 @@ async def export(
     """
     started = time.monotonic()
     position = await destination.prepare() if start is None else start
-    batch_size = batch_size or destination.batch_size
-    events = batches = 0
-    ahead: asyncio.Task[list[Row]] | None = None
+    size = batch_size or destination.batch_size
+
+    async def write(batch: ExportBatch) -> None:
+        await _write(destination, batch, patience, max_backoff)
+
+    run = _Pipeline(db, destination, size, position, write, progress)
     try:
         while lease is None or lease.held:
-            rows = await (ahead or fetch_rows(db, position, batch_size))
-            ahead = None
+            rows = await run.next_rows()
             if not rows:
+                await run.flush()
                 if not follow:
                     break
                 await asyncio.sleep(interval)
                 continue
-            full = len(rows) == batch_size
-            if full:
-                # More is waiting: the database reads the next batch while this
-                # process applies the policy to this one and writes it.
-                ahead = asyncio.create_task(fetch_rows(db, rows[-1][0], batch_size))
-            batch = await asyncio.to_thread(build_batch, rows, policy)
-            await _write(destination, batch, patience, max_backoff)
-            await destination.commit(position, batch)
-            position = batch.last_position
-            events += len(batch)
-            batches += 1
-            if progress is not None:
-                progress.advance(len(batch))
-            log.info(
-                "export batch written",
-                extra={"destination": destination.name, "events": len(batch),
-                       "first": batch.first_position, "last": position},
-            )  # fmt: skip
-            if follow and not full:
+            await run.store(await asyncio.to_thread(build_batch, rows, policy))
+            if follow and len(rows) < run.batch_size:
                 # Caught up: let events gather rather than write them one by one.
+                await run.flush()
                 await asyncio.sleep(interval)
+        await run.flush()
     finally:
-        if ahead is not None:
-            ahead.cancel()
-            await asyncio.gather(ahead, return_exceptions=True)
+        await run.abandon()
     return ExportReport(
-        events=events, batches=batches, position=position, seconds=time.monotonic() - started
-    )
+        events=run.events, batches=run.batches, position=run.committed,
+        seconds=time.monotonic() - started,
+    )  # fmt: skip
+
+
+class _Pipeline:
+    """Three batches in flight: the next one read from the database, this one
+    redacted (in a thread), the previous one written and committed (in the
+    background, one at a time and in order)."""
+
+    def __init__(
+        self,
+        db: Database,
+        destination: Destination,
+        batch_size: int,
+        position: int,
+        write: Callable[[ExportBatch], Awaitable[None]],
+        progress: Progress | None,
+    ) -> None:
+        self._db = db
+        self._destination = destination
+        self.batch_size = batch_size
+        self._read = position
+        self.committed = position
+        self._write = write
+        self._progress = progress
+        self.events = self.batches = 0
+        self._ahead: asyncio.Task[list[Row]] | None = None
+        self._storing: asyncio.Task[None] | None = None
+
+    async def next_rows(self) -> list[Row]:
+        rows = await (self._ahead or fetch_rows(self._db, self._read, self.batch_size))
+        self._ahead = None
+        if rows:
+            self._read = rows[-1][0]
+        if len(rows) == self.batch_size:
+            # More is waiting: the database reads it while this process works.
+            self._ahead = asyncio.create_task(fetch_rows(self._db, self._read, self.batch_size))
+        return rows
+
+    async def store(self, batch: ExportBatch) -> None:
+        """Start writing ``batch`` once the previous one is committed."""
+        await self.flush()
+        self._storing = asyncio.create_task(self._store(batch))
+
+    async def flush(self) -> None:
+        """Wait until everything handed to ``store`` is committed (or raise why not)."""
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            await storing
+
+    async def abandon(self) -> None:
+        for task in (self._ahead, self._storing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _store(self, batch: ExportBatch) -> None:
+        await self._write(batch)
+        await self._destination.commit(self.committed, batch)
+        self.committed = batch.last_position
+        self.events += len(batch)
+        self.batches += 1
+        if self._progress is not None:
+            self._progress.advance(len(batch))
+        log.info(
+            "export batch written",
+            extra={"destination": self._destination.name, "events": len(batch),
+                   "first": batch.first_position, "last": batch.last_position},
+        )  # fmt: skip
 
 
 async def _write(
