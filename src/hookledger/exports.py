@@ -3,6 +3,7 @@ background exporter a worker runs."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from argparse import Namespace
@@ -121,6 +122,9 @@ async def _run(
     from exporter.batch import count_after
     from exporter.runner import export
 
+    # This process only exports: it allocates millions of short-lived, acyclic
+    # objects (rows, decoded bodies), and collecting less often saves ~10% CPU.
+    gc.set_threshold(100_000, 50, 100)
     start = await destination.prepare()
     interval = settings.export_interval
     if args.follow:
