@@ -61,7 +61,7 @@ async def run_bigquery_exporter(db: Database, settings: Settings) -> None:
     if config is None:
         log.info("bigquery export not configured (HOOKLEDGER_BIGQUERY_PROJECT is unset)")
         return
-    from exporter.runner import follow_bigquery
+    from exporter.follow import follow_bigquery
 
     await follow_bigquery(db, config, export_policy(settings), interval=settings.export_interval)
 

@@ -16,8 +16,9 @@ from events.checkpoints import consumer_lags, lock_checkpoint, read_checkpoint
 from events.connector import Database
 from events.errors import DestinationRefused
 from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
+from exporter.follow import follow_bigquery
 from exporter.policy import Policy
-from exporter.runner import export, follow_bigquery
+from exporter.runner import export
 from exporter.schema import COLUMNS, Column
 from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff
 from tests.exporter.conftest import HASH_KEY
