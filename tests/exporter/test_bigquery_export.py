@@ -20,6 +20,8 @@ from exporter.follow import follow_bigquery
 from exporter.policy import Policy
 from exporter.runner import export
 from exporter.schema import COLUMNS, Column
+from hookledger.exports import run_bigquery_exporter
+from hookledger.settings import Settings
 from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff
 from tests.exporter.conftest import HASH_KEY
 from tests.exporter.emulator import BigQueryEmulator
@@ -234,3 +236,32 @@ class ExporterProcess:
         self.proc.kill()
         self.proc.wait()
         self.proc.stderr.close()
+
+
+async def test_the_workers_exporter_does_nothing_without_a_project(db: Database) -> None:
+    async with asyncio.timeout(5):
+        await run_bigquery_exporter(db, Settings(database_url="postgresql://unused"))
+
+
+async def test_the_workers_exporter_follows_the_ledger_from_settings(
+    db: Database, bigquery_config: BigQueryConfig, bigquery_client: bigquery.Client
+) -> None:
+    settings = Settings(
+        database_url="postgresql://unused",
+        bigquery_project=bigquery_config.project,
+        bigquery_dataset=bigquery_config.dataset,
+        bigquery_endpoint=bigquery_config.endpoint or "",
+        export_hash_key=HASH_KEY.decode(),
+        export_interval=0.1,
+    )
+    worker = asyncio.create_task(run_bigquery_exporter(db, settings))
+    try:
+        positions = await append(db, order_events(4))
+        await eventually(lambda: _checkpoint_is(db, positions[-1]))
+        positions += await append(db, order_events(3))
+        await eventually(lambda: _checkpoint_is(db, positions[-1]))
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    rows = await asyncio.to_thread(bigquery_rows, bigquery_client, bigquery_config, "position")
+    assert [r["position"] for r in rows] == positions
