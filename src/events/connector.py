@@ -83,9 +83,12 @@ class Session:
             # Without parameters the simple protocol runs, which allows several statements.
             await self._conn.execute(query, params or None, prepare=_prepare(query))
 
-    async def fetch_all(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Row]:
+    async def fetch_all(
+        self, query: LiteralString, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> list[Row]:
+        """All rows; ``binary`` asks for binary results (cheaper to parse for bulk reads)."""
         async with _translated():
-            cur = await self._conn.execute(query, params, prepare=_prepare(query))
+            cur = await self._conn.execute(query, params, prepare=_prepare(query), binary=binary)
             return await cur.fetchall()
 
     async def fetch_one(self, query: LiteralString, params: Sequence[Any] = ()) -> Row | None:
@@ -233,9 +236,11 @@ class Database:
         finally:
             await conn.close()
 
-    async def fetch_all(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Row]:
+    async def fetch_all(
+        self, query: LiteralString, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> list[Row]:
         async with self.transaction() as session:
-            return await session.fetch_all(query, params)
+            return await session.fetch_all(query, params, binary=binary)
 
     async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
         """One transaction on a pooled connection; see ``Connection.two_phase``."""

@@ -9,10 +9,12 @@
     │   └── UnsupportedMediaType    415
     ├── Unavailable                 retrying later can help (503 + Retry-After)
     │   ├── DatabaseUnavailable     the database does not answer
-    │   └── AppenderStopped         the process is shutting down
+    │   ├── AppenderStopped         the process is shutting down
+    │   └── DestinationUnavailable  an export destination (BigQuery) does not answer
     ├── DatabaseRefused             the database rejected a statement for another reason (500)
     │   └── WriteConflict           a concurrent writer got there first; retry the batch
     │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
+    ├── DestinationRefused          an export destination refused a write (schema, access, busy)
     ├── MigrationError              a migration is missing, edited or failed
     ├── ReplayFailed                a rebuild of projections failed (the live tables stand)
     └── ChainBroken                 a stream's hash chain does not verify
@@ -67,6 +69,14 @@ class DatabaseUnavailable(Unavailable):
 
 class AppenderStopped(Unavailable):
     code = "shutting_down"
+
+
+class DestinationUnavailable(Unavailable):
+    code = "destination_unavailable"
+
+
+class DestinationRefused(HookledgerError):
+    code = "destination_refused"
 
 
 class DatabaseRefused(HookledgerError):

@@ -1,6 +1,7 @@
 """The background work of a process: projection runners, the countdown policy,
-the timers and the outbound actions. `hookledger worker` runs only this;
-`hookledger serve` runs it beside the HTTP routes unless told not to."""
+the timers, the outbound actions and (when configured) the BigQuery exporter.
+`hookledger worker` runs only this; `hookledger serve` runs it beside the HTTP
+routes unless told not to."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
+from hookledger.exports import run_bigquery_exporter
 from hookledger.settings import Settings, parse_duration, parse_durations
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from scheduler.actions.config import ActionSettings
@@ -49,6 +51,8 @@ class Background:
             for projection in PROJECTIONS.values()
         ]
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
+        self._db = db
+        self._settings = settings
         self.timers = PostgresTimers(db, appender)
         # A dry run is database work only: bigger batches, fewer round trips. Real
         # sends keep batches small, since a batch's rows stay locked while it sends.
@@ -66,6 +70,7 @@ class Background:
         jobs[self.policy.consumer.name] = self.policy.run()
         jobs["timers"] = self.timers.run()
         jobs["actions"] = self.actions.run()
+        jobs["exporter.bigquery"] = run_bigquery_exporter(self._db, self._settings)
         return jobs
 
     async def start(self) -> None:

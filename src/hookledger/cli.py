@@ -107,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
         "--now", action="store_true", help="also run it here, without waiting for a worker"
     )
     retry.set_defaults(run=_retry_dead_letter)
+
+    export = commands.add_parser("export", help="export the ledger for analysts")
+    export.add_argument("--to", choices=("parquet", "bigquery"), required=True)
+    export.add_argument("directory", nargs="?", type=Path, help="with --to parquet: where to write")
+    export.add_argument("--follow", action="store_true", help="keep exporting new events")
+    export.add_argument(
+        "--from-start", action="store_true", help="export the whole ledger again (a backfill)"
+    )
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -319,12 +328,19 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     chosen = list(PROJECTIONS.values()) if args.all else [PROJECTIONS[args.name]]
 
     async def run(url: str) -> int:
-        from hookledger.progress import Progress
+        from hookledger.progress import progress
 
         async with _database(url) as db:
             total = await ledger_head(db)
-            with Progress("replay", total) as progress:
-                report = await replay(db, chosen, progress.update)
+            with progress("replay", total) as bar:
+                done = 0
+
+                def advance(events: int) -> None:
+                    nonlocal done
+                    bar.advance(events - done)
+                    done = events
+
+                report = await replay(db, chosen, advance)
         rate = report.events / report.seconds if report.seconds else 0.0
         print(f"rebuilt {', '.join(report.projections)}: {report.events} events of "
               f"{report.orders} orders up to position {report.position} in "
@@ -430,6 +446,39 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if state == "done" else 1
 
     configure(settings.log_level)
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.exports import bigquery_config, export_policy
+    from hookledger.logs import configure
+
+    if (args.to == "parquet") != (args.directory is not None):
+        print("hookledger: export --to parquet takes a DIRECTORY, --to bigquery none",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    policy = export_policy(settings)
+    config = None
+    if args.to == "bigquery" and (config := bigquery_config(settings)) is None:
+        print("hookledger: HOOKLEDGER_BIGQUERY_PROJECT is not set", file=sys.stderr)
+        return 2
+    # A one-off run shows a progress bar: only warnings would interrupt it.
+    configure(settings.log_level if args.follow else "WARNING")
+
+    async def run(url: str) -> int:
+        from events.errors import CheckpointMoved, DestinationRefused, DestinationUnavailable
+        from hookledger.exports import export_to_bigquery, export_to_parquet
+
+        async with _database(url) as db:
+            try:
+                if config is not None:
+                    return await export_to_bigquery(db, config, policy, settings, args)
+                return await export_to_parquet(db, args.directory, policy, settings, args)
+            except (DestinationRefused, DestinationUnavailable, CheckpointMoved) as exc:
+                print(f"hookledger: export failed: {exc.detail}", file=sys.stderr)
+                return 1
+
     with _database_url(settings) as url:
         return asyncio.run(run(url))
 

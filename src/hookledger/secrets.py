@@ -9,10 +9,12 @@ a provider without a secret refuses every delivery.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import secrets as random
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,3 +107,38 @@ _LOCAL: dict[str, Callable[[], dict[str, str]]] = {
     "authorizenet": lambda: {"authorizenet": random.token_hex(64).upper()},
     "sendgrid": _sendgrid_key_pair,
 }
+
+
+LOCAL_EXPORT_KEY_FILE = "local-export-hash-key"
+
+
+def export_hash_key(settings: Settings) -> bytes:
+    """The key of the export policy's keyed hash (``HOOKLEDGER_EXPORT_HASH_KEY``).
+
+    Of several values the first is used: changing it changes every hashed value,
+    so analysts' joins across the change break (keep it stable). On the embedded
+    database a local key is generated once; with a real database the setting is
+    required, since a made-up key would hash differently on every run.
+    """
+    values = resolve(settings.export_hash_key, "HOOKLEDGER_EXPORT_HASH_KEY")
+    if values:
+        return values[0].encode()
+    if not settings.embedded:
+        raise SettingsError(
+            "HOOKLEDGER_EXPORT_HASH_KEY is not set: the export policy replaces personal "
+            "fields by a keyed hash and needs a stable secret key"
+        )
+    path = settings.data_dir / LOCAL_EXPORT_KEY_FILE
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: a concurrent first run either
+        # wins the link or reads the complete key of the one that did.
+        fd, temporary = tempfile.mkstemp(dir=settings.data_dir, prefix=".export-key-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(random.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip().encode()

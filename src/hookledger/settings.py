@@ -53,6 +53,14 @@ class Settings(msgspec.Struct, frozen=True):
     action_backoff_seconds: float = 2.0
     action_backoff_max_seconds: float = 300.0
     action_timeout_seconds: float = 10.0
+    bigquery_project: str = ""
+    bigquery_dataset: str = "hookledger"
+    bigquery_table: str = "events"
+    bigquery_location: str = ""
+    bigquery_endpoint: str = ""
+    export_policy_file: str = ""
+    export_hash_key: str = ""
+    export_interval: float = 10.0
 
     @property
     def embedded(self) -> bool:

@@ -1,0 +1,18 @@
+-- The exporter's reads of the ledger, each under a "-- name: NAME" header
+-- (loaded like events/queries.sql). Bodies come as text: the export passes them
+-- on without parsing unless the policy has something to change in them.
+
+-- name: export_after
+-- Times as microseconds since 1970 (UTC): exact, and much cheaper for this
+-- process to turn into Arrow columns than datetime objects.
+SELECT position, provider, event_id, stream, stream_version, type,
+       (extract(epoch FROM occurred_at) * 1000000)::int8,
+       (extract(epoch FROM recorded_at) * 1000000)::int8,
+       payload::text, metadata::text
+FROM events
+WHERE position > %s
+ORDER BY position
+LIMIT %s
+
+-- name: count_after
+SELECT count(*) FROM events WHERE position > %s
