@@ -9,7 +9,9 @@
     │   └── UnsupportedMediaType    415
     ├── Unavailable                 retrying later can help (503 + Retry-After)
     │   ├── DatabaseUnavailable     the database does not answer
-    │   └── AppenderStopped         the process is shutting down
+    │   ├── AppenderStopped         the process is shutting down
+    │   ├── NotDueYet               a timer's task came before its time
+    │   └── UpstreamUnavailable     a Google Cloud service did not answer
     ├── DatabaseRefused             the database rejected a statement for another reason (500)
     │   └── WriteConflict           a concurrent writer got there first; retry the batch
     │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
@@ -66,6 +68,14 @@ class DatabaseUnavailable(Unavailable):
 
 class AppenderStopped(Unavailable):
     code = "shutting_down"
+
+
+class NotDueYet(Unavailable):
+    code = "not_due_yet"
+
+
+class UpstreamUnavailable(Unavailable):
+    code = "upstream_unavailable"
 
 
 class DatabaseRefused(HookledgerError):

@@ -203,6 +203,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.background import Background
     from hookledger.logs import configure
     from hookledger.migrations import migrate
+    from hookledger.secrets import SecretStore
     from hookledger.wiring import action_settings
 
     configure(settings.log_level)
@@ -215,7 +216,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         db = Database(url, max_size=settings.pool_size)
         await db.open()
         appender = Appender(db, max_batch=settings.max_batch)
-        background = Background(settings, db, appender, action_settings(settings))
+        secrets = SecretStore.from_settings(settings)
+        actions = action_settings(settings, secrets)
+        background = Background(settings, db, appender, actions, secrets=secrets)
+        refresh = asyncio.create_task(secrets.run(), name="secrets")
         try:
             await migrate(db)
             await appender.start()
@@ -223,6 +227,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             print("hookledger worker running", flush=True)
             await stopping.wait()
         finally:
+            refresh.cancel()
             await background.stop()
             await appender.stop()
             await db.close()

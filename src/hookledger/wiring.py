@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -20,17 +21,20 @@ from api.providers.stripe import Stripe
 from api.providers.veriff import Veriff
 from api.services import Services
 from api.signatures import standard_webhooks_key
+from api.task_auth import TaskAuth
 from events.appender import Appender
 from events.connector import Database
 from hookledger import __version__
 from hookledger.background import Background
 from hookledger.logs import configure
 from hookledger.migrations import migrate
-from hookledger.secrets import provider_secrets, resolve
+from hookledger.secrets import SecretStore, live_provider_secrets
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
 from projections.status import order_status
 from scheduler.actions.config import ActionSettings
+from scheduler.cloudtasks import record_dead_task
+from scheduler.timers import fire_order
 
 log = logging.getLogger("hookledger")
 
@@ -56,19 +60,20 @@ def build_services(
         group_commit=settings.group_commit,
         observe=metrics.observe_batch,
     )
+    secrets = SecretStore.from_settings(settings)
     providers: dict[str, Adapter] = {}
-    for name, (setting, values) in provider_secrets(settings).items():
+    for name, secret in live_provider_secrets(settings, secrets).items():
         try:
-            adapter = ADAPTERS[name](values, setting)
+            adapter = ADAPTERS[name](secret, secret.setting)
         except ValueError as exc:  # a secret or key that cannot be used
-            raise SettingsError(f"{setting}: {exc}") from None
+            raise SettingsError(f"{secret.setting}: {exc}") from None
         if name == "post-purchase":
-            _check_standard_webhooks_secrets(setting, values)
+            _check_standard_webhooks_secrets(secret.setting, secret.values)
         providers[name] = adapter
-    providers.update(load_sources(settings.providers_file))
+    providers.update(load_sources(settings.providers_file, secrets))
     metrics.register_providers(providers)
-    tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
-    action_config = action_settings(settings)
+    tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
+    action_config = action_settings(settings, secrets)
     services = Services(
         db=db,
         appender=appender,
@@ -80,12 +85,22 @@ def build_services(
         read_tokens=tokens,
         order_status=partial(order_status, db),
     )
+    if settings.timer_backend == "cloudtasks":
+        serve_cloud_tasks(services, settings, secrets)
 
     background = (
-        Background(settings, db, appender, action_config, observe_action=metrics.count_action)
+        Background(
+            settings,
+            db,
+            appender,
+            action_config,
+            observe_action=metrics.count_action,
+            secrets=secrets,
+        )
         if settings.background
         else None
     )
+    refresher: list[asyncio.Task[None]] = []
 
     async def start() -> None:
         await db.open()
@@ -93,6 +108,7 @@ def build_services(
         await appender.start()
         if background is not None:
             await background.start()
+        refresher.append(asyncio.create_task(secrets.run(), name="secrets"))
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
         # collections were the latency tail: p99 38 ms before, 22 ms after).
@@ -103,7 +119,7 @@ def build_services(
                     "provider has no secret: every delivery will be refused",
                     extra={"provider": name, "setting": adapter.secret_setting},
                 )
-        if not tokens:
+        if not tokens.values:
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
         if not settings.safe_mode:
             log.warning("safe mode is off: emails and refunds are sent for real")
@@ -111,6 +127,8 @@ def build_services(
                 log.warning("actions needing it will be dead-lettered", extra={"unset": setting})
 
     async def stop() -> None:
+        for task in refresher:
+            task.cancel()
         if background is not None:
             await background.stop()
         await appender.stop()
@@ -121,11 +139,27 @@ def build_services(
     return services
 
 
-def action_settings(settings: Settings) -> ActionSettings:
-    """What the outbound actions need, their secrets resolved (plain or ``file:``)."""
+def serve_cloud_tasks(services: Services, settings: Settings, secrets: SecretStore) -> None:
+    """Open ``POST /internal/tasks/countdown`` to Cloud Tasks."""
+    task_secret = secrets.live(settings.tasks_secret, "HOOKLEDGER_TASKS_SECRET")
+    services.task_auth = TaskAuth(
+        secrets=lambda: task_secret.values,
+        service_account=settings.tasks_service_account,
+        audience=settings.tasks_audience or settings.tasks_target_url.rstrip("/"),
+        certs_url=settings.tasks_oidc_certs_url,
+    )
+    services.fire_task = partial(fire_order, services.db, services.appender)
+    services.dead_task = partial(record_dead_task, services.db)
+    services.task_max_retries = settings.tasks_max_retries
+
+
+def action_settings(settings: Settings, secrets: SecretStore | None = None) -> ActionSettings:
+    """What the outbound actions need, their secrets resolved (plain, ``file:``
+    or Secret Manager; read at start)."""
+    store = secrets or SecretStore.from_settings(settings)
 
     def secret(value: str, setting: str) -> str:
-        values = resolve(value, setting)
+        values = store.resolve(value, setting)
         return values[0] if values else ""
 
     return ActionSettings(
