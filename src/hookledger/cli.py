@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.set_defaults(run=_send)
 
-    dead = commands.add_parser("dead-letters", help="list the actions that gave up")
+    dead = commands.add_parser(
+        "dead-letters", help="list the actions (and Cloud Tasks) that gave up"
+    )
     dead.add_argument("--json", action="store_true", help="JSON instead of a table")
     dead.set_defaults(run=_dead_letters)
     dead_commands = dead.add_subparsers(metavar="COMMAND")
@@ -369,10 +371,14 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     import msgspec
 
     from scheduler.actions.queue import dead_letters
+    from scheduler.cloudtasks import dead_tasks
 
     async def run(url: str) -> int:
         async with _database(url) as db:
-            dead = await dead_letters(db)
+            # Dead actions, and Cloud Tasks that gave up (their timers still
+            # fire through the reconciler; these are for the operator to see).
+            dead = sorted([*await dead_letters(db), *await dead_tasks(db)],
+                          key=lambda d: (d.updated_at, d.key))  # fmt: skip
         if args.json:
             print(json.dumps([
                 {**msgspec.structs.asdict(d), "updated_at": d.updated_at.isoformat()}

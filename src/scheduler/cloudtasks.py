@@ -29,6 +29,7 @@ from events.connector import Database, Row
 from events.errors import UpstreamUnavailable
 from events.queries import load
 from events.wakeup import Wakeup
+from scheduler.actions.model import DeadLetter
 from scheduler.timers import CHANNEL, run_batches
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ QUERIES = load(Path(__file__).with_name("cloudtasks.sql"))
 TASK_PATH = "/internal/tasks/countdown"
 SECRET_HEADER = "x-hookledger-task-secret"  # noqa: S105 (a header name)
 CALL_TIMEOUT = 10.0
+DEAD_TASK_KIND = "countdown.task"
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,10 @@ async def record_dead_task(
         await session.execute(QUERIES["record_dead_task"], params)
 
 
-async def dead_tasks(db: Database) -> list[Row]:
-    """Every task on the dead-letter list: name, order, retry count, error, time."""
-    return await db.fetch_all(QUERIES["dead_tasks"])
+async def dead_tasks(db: Database) -> list[DeadLetter]:
+    """Every task on the dead-letter list, in the shape of the dead actions
+    (kind ``countdown.task``; attempts = retries + the first try)."""
+    return [
+        DeadLetter(name, DEAD_TASK_KIND, order or "", retry_count + 1, 0, error, at)
+        for name, order, retry_count, error, at in await db.fetch_all(QUERIES["dead_tasks"])
+    ]
