@@ -125,7 +125,12 @@ def test_an_unauthenticated_task_call_gets_401_and_changes_nothing(
     tasks_client: tasks_v2.CloudTasksClient,
     queue: str,
 ) -> None:
+    timers = httpx.get(server.url + "/__selftest", timeout=10).json()["checks"]["timers"]
+    assert timers == {"status": "ok", "reason": "cloudtasks queue RUNNING; 0 timers overdue"}
     tasks_client.pause_queue(name=queue)  # the real task waits while we knock
+    timers = httpx.get(server.url + "/__selftest", timeout=10).json()["checks"]["timers"]
+    assert timers["status"] == "degraded"
+    assert timers["reason"].startswith("cloudtasks queue PAUSED")
     order = f"ct-{uuid.uuid4().hex[:8]}"
     assert send_post_purchase(server.url, now_order(order)).status_code == 200
     assert wait_for(lambda: countdown_state(database_url, order) == "running", 10)

@@ -10,7 +10,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
-from api.routes.health import health, healthz, metrics
+from api.routes.health import health, healthz, metrics, selftest
 from api.routes.reads import order_events, order_state
 from api.routes.tasks import countdown_task
 from api.routes.webhooks import receive_webhook, webhook_routes
@@ -30,6 +30,7 @@ def create_app(services: Services) -> Litestar:
             health,
             metrics,
             countdown_task,
+            selftest,
         ],
         middleware=[correlation_middleware],
         exception_handlers={

@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.set_defaults(run=_send)
 
+    selftest = commands.add_parser(
+        "selftest", help="check every subsystem; exit status 1 on a critical error"
+    )
+    selftest.add_argument("--json", action="store_true", help="JSON instead of a table")
+    selftest.set_defaults(run=_selftest)
+
     dead = commands.add_parser(
         "dead-letters", help="list the actions (and Cloud Tasks) that gave up"
     )
@@ -362,6 +368,43 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
         print(f"ok: {report.events} events in {report.streams} streams verify")
         return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _selftest(settings: Settings, args: argparse.Namespace) -> int:
+    from events.connector import Database
+    from hookledger.background import task_queue
+    from hookledger.logs import configure
+    from hookledger.secrets import SecretStore
+    from hookledger.selftest import ERROR, SelfTest
+    from hookledger.wiring import action_settings, build_providers
+
+    configure(settings.log_level)
+    secrets = SecretStore.from_settings(settings)
+    providers = build_providers(settings, secrets)
+    actions = action_settings(settings, secrets)
+
+    async def run(url: str) -> int:
+        # No migration here: whether they are applied is one of the checks.
+        db = Database(url, max_size=2)
+        queue = task_queue(settings) if settings.timer_backend == "cloudtasks" else None
+        await db.open()
+        try:
+            report = await SelfTest(settings, db, providers, actions, secrets, queue).run()
+        finally:
+            if queue is not None:
+                await queue.close()
+            await db.close()
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            rows = [("CHECK", "STATUS", "REASON")]
+            rows += [(name, c["status"], c["reason"]) for name, c in report["checks"].items()]
+            _print_table(rows)
+            print(f"overall: {report['status']}")
+        return 1 if report["status"] == ERROR else 0
 
     with _database_url(settings) as url:
         return asyncio.run(run(url))

@@ -25,10 +25,11 @@ from api.task_auth import TaskAuth
 from events.appender import Appender
 from events.connector import Database
 from hookledger import __version__
-from hookledger.background import Background
+from hookledger.background import Background, task_queue
 from hookledger.logs import configure
 from hookledger.migrations import migrate
 from hookledger.secrets import SecretStore, live_provider_secrets
+from hookledger.selftest import SelfTest
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
 from projections.status import order_status
@@ -61,16 +62,7 @@ def build_services(
         observe=metrics.observe_batch,
     )
     secrets = SecretStore.from_settings(settings)
-    providers: dict[str, Adapter] = {}
-    for name, secret in live_provider_secrets(settings, secrets).items():
-        try:
-            adapter = ADAPTERS[name](secret, secret.setting)
-        except ValueError as exc:  # a secret or key that cannot be used
-            raise SettingsError(f"{secret.setting}: {exc}") from None
-        if name == "post-purchase":
-            _check_standard_webhooks_secrets(secret.setting, secret.values)
-        providers[name] = adapter
-    providers.update(load_sources(settings.providers_file, secrets))
+    providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
     tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
     action_config = action_settings(settings, secrets)
@@ -85,8 +77,11 @@ def build_services(
         read_tokens=tokens,
         order_status=partial(order_status, db),
     )
+    queue = None
     if settings.timer_backend == "cloudtasks":
         serve_cloud_tasks(services, settings, secrets)
+        queue = task_queue(settings)
+    services.selftest = SelfTest(settings, db, providers, action_config, secrets, queue).run
 
     background = (
         Background(
@@ -129,6 +124,8 @@ def build_services(
     async def stop() -> None:
         for task in refresher:
             task.cancel()
+        if queue is not None:
+            await queue.close()
         if background is not None:
             await background.stop()
         await appender.stop()
@@ -137,6 +134,21 @@ def build_services(
     services.on_startup.append(start)
     services.on_shutdown.append(stop)
     return services
+
+
+def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, Adapter]:
+    """Every inbound provider, built-in and declared, reading live secrets."""
+    providers: dict[str, Adapter] = {}
+    for name, secret in live_provider_secrets(settings, secrets).items():
+        try:
+            adapter = ADAPTERS[name](secret, secret.setting)
+        except ValueError as exc:  # a secret or key that cannot be used
+            raise SettingsError(f"{secret.setting}: {exc}") from None
+        if name == "post-purchase":
+            _check_standard_webhooks_secrets(secret.setting, secret.values)
+        providers[name] = adapter
+    providers.update(load_sources(settings.providers_file, secrets))
+    return providers
 
 
 def serve_cloud_tasks(services: Services, settings: Settings, secrets: SecretStore) -> None:
