@@ -157,7 +157,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.secrets import provider_secrets
     from hookledger.sources import load_sources
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     if args.no_workers:
         os.environ["HOOKLEDGER_BACKGROUND"] = "false"
     load_sources(settings.providers_file)  # a bad file stops the start here, clearly
@@ -214,7 +214,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.secrets import SecretStore
     from hookledger.wiring import action_settings
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
 
     async def run(url: str) -> int:
         stopping = asyncio.Event()
@@ -381,7 +381,7 @@ def _selftest(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.selftest import ERROR, SelfTest
     from hookledger.wiring import action_settings, build_providers
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     secrets = SecretStore.from_settings(settings)
     providers = build_providers(settings, secrets)
     actions = action_settings(settings, secrets)
@@ -483,7 +483,7 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.key}: {state} after attempt {attempts}" + (f": {error}" if error else ""))
         return 0 if state == "done" else 1
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     with _database_url(settings) as url:
         return asyncio.run(run(url))
 

@@ -216,7 +216,7 @@ def app_from_env() -> Litestar:
     local secrets) into the environment when it runs one.
     """
     settings = from_env(os.environ)
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     if not settings.database_url:
         raise SettingsError("HOOKLEDGER_DATABASE_URL is not set (use `hookledger serve`)")
     # Set by `serve --workers N` before the workers start (prometheus_client
