@@ -38,6 +38,7 @@ QUERIES = load(Path(__file__).with_name("cloudtasks.sql"))
 TASK_PATH = "/internal/tasks/countdown"
 SECRET_HEADER = "x-hookledger-task-secret"  # noqa: S105 (a header name)
 CALL_TIMEOUT = 10.0
+CHECK_TIMEOUT = 3.0
 DEAD_TASK_KIND = "countdown.task"
 
 
@@ -100,36 +101,47 @@ class TaskQueue:
     async def create(self, task: Any) -> bool:
         """Create ``task``; False if a task of that name exists (or existed lately)."""
         try:
-            await self._tasks().create_task(parent=self.queue, task=task, timeout=CALL_TIMEOUT)
+            await self._tasks().create_task(
+                parent=self.queue, task=task, retry=None, timeout=CALL_TIMEOUT
+            )
         except google_errors.AlreadyExists:
             return False
-        except google_errors.GoogleAPICallError as exc:
-            raise UpstreamUnavailable(f"Cloud Tasks refused a task: {exc.message}") from None
+        except google_errors.GoogleAPIError as exc:
+            raise UpstreamUnavailable(f"Cloud Tasks refused a task: {_reason(exc)}") from None
         return True
 
     async def delete(self, name: str) -> None:
         """Delete a task where Cloud Tasks lets us; one already gone is fine."""
         try:
-            await self._tasks().delete_task(name=name, timeout=CALL_TIMEOUT)
+            await self._tasks().delete_task(name=name, retry=None, timeout=CALL_TIMEOUT)
         except (google_errors.NotFound, google_errors.MethodNotImplemented) as exc:
             # Ran already, or an emulator that cannot delete: the endpoint will
             # find nothing due, so nothing depends on the deletion.
             log.debug("task not deleted", extra={"task": name, "reason": type(exc).__name__})
-        except google_errors.GoogleAPICallError as exc:
-            raise UpstreamUnavailable(f"Cloud Tasks did not delete a task: {exc.message}") from None
+        except google_errors.GoogleAPIError as exc:
+            raise UpstreamUnavailable(
+                f"Cloud Tasks did not delete a task: {_reason(exc)}"
+            ) from None
 
     async def check(self) -> str:
         """The queue's state (e.g. ``RUNNING``); UpstreamUnavailable if unreachable."""
         try:
-            queue = await self._tasks().get_queue(name=self.queue, timeout=CALL_TIMEOUT)
-        except google_errors.GoogleAPICallError as exc:
-            raise UpstreamUnavailable(f"Cloud Tasks queue not reachable: {exc.message}") from None
+            queue = await self._tasks().get_queue(
+                name=self.queue, retry=None, timeout=CHECK_TIMEOUT
+            )
+        except google_errors.GoogleAPIError as exc:
+            raise UpstreamUnavailable(f"Cloud Tasks queue not reachable: {_reason(exc)}") from None
         return str(queue.state.name)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.transport.close()
             self._client = None
+
+
+def _reason(exc: Exception) -> str:
+    # The service's words (a status and its message), never the request's content.
+    return str(getattr(exc, "message", "") or type(exc).__name__)
 
 
 def build_task(target: TaskTarget, order_id: str, timer: str, due_at: datetime) -> Any:
