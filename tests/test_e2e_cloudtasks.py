@@ -110,12 +110,15 @@ def test_the_emulator_s_task_reaches_the_endpoint_and_the_countdown_expires_once
     # The expiry's task and the reminder's, named by their timers' hashes.
     assert emulator.output().count(f"Created task {queue}/tasks/countdown-") >= 2
     # Cloud Tasks delivers at least once: the same task again changes nothing.
-    before = types_of(database_url, order)
+    def decisions() -> list[str]:  # the actions' outcomes keep coming meanwhile
+        return [t for t in types_of(database_url, order) if not t.startswith("action.")]
+
+    before = decisions()
     again = httpx.post(server.url + TASK_PATH, content=task_body(order),
                        headers={"x-hookledger-task-secret": TASK_SECRET})  # fmt: skip
     assert again.status_code == 200
     assert again.json()["outcome"] == "gone"
-    assert types_of(database_url, order) == before
+    assert decisions() == before
     assert expired_count(database_url, order) == 1
 
 
