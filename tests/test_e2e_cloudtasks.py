@@ -109,6 +109,7 @@ def test_the_emulator_s_task_reaches_the_endpoint_and_the_countdown_expires_once
     assert '"outcome": "fired"' in server.output()
     # The expiry's task and the reminder's, named by their timers' hashes.
     assert emulator.output().count(f"Created task {queue}/tasks/countdown-") >= 2
+
     # Cloud Tasks delivers at least once: the same task again changes nothing.
     def decisions() -> list[str]:  # the actions' outcomes keep coming meanwhile
         return [t for t in types_of(database_url, order) if not t.startswith("action.")]
