@@ -16,25 +16,17 @@ import psycopg
 from tests.countdown_helpers import WINDOW_ENV, now_order
 from tests.e2e_helpers import decision_body, run_cli, send_post_purchase, send_veriff, wait_for
 from tests.support import ServerProcess, WorkerProcess
+from tests.test_projections import TABLES
 
 ORDERS = 40
 # Every fourth order is approved in time: its countdown is satisfied, not expired.
 APPROVED_EVERY = 4
 
-SNAPSHOTS = {
-    "orders": "SELECT order_id, created_at, total, currency, customer, status FROM orders",
-    "verifications": "SELECT order_id, sessions, latest_decision, decided_at, submitted_at, "
-    "attempts FROM verifications",
-    "countdowns": "SELECT order_id, started_at, due_at, expires_at, reminders, reminded, state, "
-    "closed_at FROM countdowns",
-    "countdown_timers": "SELECT order_id, timer, due_at FROM countdown_timers",
-}
-
 
 def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(database_url) as conn:
         return {name: sorted(conn.execute(query).fetchall())
-                for name, query in SNAPSHOTS.items()}  # fmt: skip
+                for name, query in TABLES.items()}  # fmt: skip
 
 
 def closings(database_url: str) -> dict[str, list[str]]:
