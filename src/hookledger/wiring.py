@@ -114,6 +114,11 @@ def build_services(
                     "provider has no secret: every delivery will be refused",
                     extra={"provider": name, "setting": adapter.secret_setting},
                 )
+        if services.task_auth is not None and not services.task_auth.configured:
+            log.warning(
+                "no task caller can authenticate: set HOOKLEDGER_TASKS_SERVICE_ACCOUNT "
+                "or HOOKLEDGER_TASKS_SECRET"
+            )
         if not tokens.values:
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
         if not settings.safe_mode:
