@@ -26,7 +26,7 @@ from tests.countdown_helpers import (
     now_order,
     types_of,
 )
-from tests.e2e_helpers import run_cli, send_post_purchase, wait_for
+from tests.e2e_helpers import decision_body, run_cli, send_post_purchase, send_veriff, wait_for
 from tests.emulators.cloudtasks import CloudTasksEmulator
 from tests.support import ServerProcess
 
@@ -192,3 +192,26 @@ def test_a_timer_whose_task_never_ran_is_expired_by_the_reconciler(
         assert expired_count(database_url, order) == 1
     finally:
         process.stop()
+
+
+def test_a_satisfied_countdown_s_tasks_are_let_go_and_run_to_no_effect(
+    server: ServerProcess, database_url: str
+) -> None:
+    order = f"ct-{uuid.uuid4().hex[:8]}"
+    assert send_post_purchase(server.url, now_order(order)).status_code == 200
+    assert wait_for(lambda: "countdown.started" in types_of(database_url, order), 10)
+    assert send_veriff(server.url, decision_body(order)).status_code == 200
+    assert wait_for(lambda: countdown_state(database_url, order) == "satisfied", 10)
+
+    def tasks_held() -> int:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM timer_tasks WHERE order_id = %s", (order,)
+            ).fetchone()
+        return int(row[0]) if row else -1
+
+    # The emulator cannot delete (UNIMPLEMENTED): the sync logs it and lets go.
+    assert wait_for(lambda: tasks_held() == 0, 10)
+    # Its tasks still run at their times, and find nothing to do.
+    assert wait_for(lambda: '"outcome": "gone"' in server.output(), 15), server.output()
+    assert "countdown.expired" not in types_of(database_url, order)
