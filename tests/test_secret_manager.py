@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from hookledger.secret_manager import reference
 from hookledger.secrets import SecretStore
-from hookledger.settings import SettingsError
+from hookledger.settings import SettingsError, from_env
+from hookledger.wiring import action_settings, follow_action_secrets
+from scheduler.actions.config import ActionSettings
 from tests.e2e_helpers import send_veriff, wait_for
 from tests.secret_manager_standin import SecretManagerStandIn
 from tests.support import ServerProcess
@@ -107,3 +110,26 @@ def test_a_rotated_provider_secret_takes_effect_in_a_running_server(
         assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+async def test_rotated_outbound_credentials_reach_the_action_worker(tmp_path: Path) -> None:
+    key_file = tmp_path / "sendgrid-key"
+    key_file.write_text("SG.first-key")
+    settings = from_env({"HOOKLEDGER_SENDGRID_API_KEY": f"file:{key_file}",
+                         "HOOKLEDGER_SECRETS_REFRESH": "1s"})  # fmt: skip
+    store = SecretStore.from_settings(settings)
+    config = action_settings(settings, store)
+    assert config.sendgrid_api_key == "SG.first-key"
+    handed: list[ActionSettings] = []
+
+    class Worker:
+        def reconfigure(self, settings: ActionSettings) -> None:
+            handed.append(settings)
+
+    follow_action_secrets(store, config, Worker())
+    assert await store.refresh() == 0
+    assert handed == []
+    key_file.write_text("SG.second-key")
+    assert await store.refresh() == 1
+    assert [h.sendgrid_api_key for h in handed] == ["SG.second-key"]
+    assert handed[0].email_from == config.email_from

@@ -212,7 +212,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.logs import configure
     from hookledger.migrations import migrate
     from hookledger.secrets import SecretStore
-    from hookledger.wiring import action_settings
+    from hookledger.wiring import action_settings, follow_action_secrets
 
     configure(settings.log_level, settings.gcp_project)
 
@@ -227,6 +227,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         secrets = SecretStore.from_settings(settings)
         actions = action_settings(settings, secrets)
         background = Background(settings, db, appender, actions, secrets=secrets)
+        follow_action_secrets(secrets, actions, background.actions)
         refresh = asyncio.create_task(secrets.run(), name="secrets")
         try:
             await migrate(db)

@@ -98,6 +98,7 @@ class SecretStore:
         self._manager = SecretManager(endpoint)
         self._refresh_seconds = refresh_seconds
         self._secrets: dict[str, LiveSecret] = {}
+        self._listeners: list[Callable[[], None]] = []
         self.failures: dict[str, str] = {}
         self.refreshed_at: float | None = None
 
@@ -115,6 +116,15 @@ class SecretStore:
         secret = LiveSecret(setting, value, self.resolve(value, setting) or fallback)
         self._secrets[setting] = secret
         return secret
+
+    def get(self, setting: str) -> LiveSecret:
+        """The holder of a setting made by ``live`` (KeyError if none was)."""
+        return self._secrets[setting]
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after a refresh that changed any secret: for users
+        that copy values out (the outbound actions' credentials)."""
+        self._listeners.append(listener)
 
     def settings(self) -> list[str]:
         """The names of the secret settings held (never their values)."""
@@ -137,6 +147,9 @@ class SecretStore:
                 changed += 1
                 log.info("secret rotated", extra={"setting": secret.setting})
         self.refreshed_at = time.time()
+        if changed:
+            for listener in self._listeners:
+                listener()
         return changed
 
     async def run(self) -> None:

@@ -7,7 +7,9 @@ import gc
 import logging
 import os
 from functools import partial
+from typing import Protocol
 
+import msgspec
 from litestar import Litestar
 
 from api.app import create_app
@@ -38,6 +40,9 @@ from scheduler.cloudtasks import record_dead_task
 from scheduler.timers import fire_order
 
 log = logging.getLogger("hookledger")
+
+SENDGRID_API_KEY = "HOOKLEDGER_SENDGRID_API_KEY"
+AUTHORIZENET_TRANSACTION_KEY = "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "veriff": Veriff,
@@ -95,6 +100,8 @@ def build_services(
         if settings.background
         else None
     )
+    if background is not None:
+        follow_action_secrets(secrets, action_config, background.actions)
     refresher: list[asyncio.Task[None]] = []
 
     async def start() -> None:
@@ -172,29 +179,50 @@ def serve_cloud_tasks(services: Services, settings: Settings, secrets: SecretSto
 
 def action_settings(settings: Settings, secrets: SecretStore | None = None) -> ActionSettings:
     """What the outbound actions need, their secrets resolved (plain, ``file:``
-    or Secret Manager; read at start)."""
+    or Secret Manager) and held by ``secrets`` for its refreshes."""
     store = secrets or SecretStore.from_settings(settings)
 
     def secret(value: str, setting: str) -> str:
-        values = store.resolve(value, setting)
-        return values[0] if values else ""
+        return store.live(value, setting).first()
 
     return ActionSettings(
         safe_mode=settings.safe_mode,
-        sendgrid_api_key=secret(settings.sendgrid_api_key, "HOOKLEDGER_SENDGRID_API_KEY"),
+        sendgrid_api_key=secret(settings.sendgrid_api_key, SENDGRID_API_KEY),
         sendgrid_base_url=settings.sendgrid_base_url,
         email_from=settings.email_from,
         verification_url=settings.verification_url,
         payments_base_url=settings.payments_base_url,
         authorizenet_login_id=settings.authorizenet_login_id,
         authorizenet_transaction_key=secret(
-            settings.authorizenet_transaction_key, "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
+            settings.authorizenet_transaction_key, AUTHORIZENET_TRANSACTION_KEY
         ),
         max_attempts=settings.action_max_attempts,
         backoff_seconds=settings.action_backoff_seconds,
         backoff_max_seconds=settings.action_backoff_max_seconds,
         timeout_seconds=settings.action_timeout_seconds,
     )
+
+
+class Reconfigurable(Protocol):
+    def reconfigure(self, settings: ActionSettings) -> None: ...
+
+
+def follow_action_secrets(
+    secrets: SecretStore, config: ActionSettings, worker: Reconfigurable
+) -> None:
+    """After a refresh that changed a secret, hand the action worker the
+    credentials as they are now."""
+
+    def changed() -> None:
+        worker.reconfigure(
+            msgspec.structs.replace(
+                config,
+                sendgrid_api_key=secrets.get(SENDGRID_API_KEY).first(),
+                authorizenet_transaction_key=secrets.get(AUTHORIZENET_TRANSACTION_KEY).first(),
+            )
+        )
+
+    secrets.on_change(changed)
 
 
 def _missing_action_credentials(config: ActionSettings) -> list[str]:
