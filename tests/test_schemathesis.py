@@ -30,6 +30,7 @@ EXPECTED_OPERATIONS = {
     "GET /health",
     "GET /healthz",
     "GET /metrics",
+    "GET /__selftest",
 }
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,

@@ -292,3 +292,19 @@ def test_local_secrets_made_before_a_provider_existed_gain_it_and_keep_the_rest(
     assert json.loads(path.read_text()) == made
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert local_secrets(tmp_path) == made
+
+
+def test_the_timer_backend_is_postgres_or_cloudtasks_which_needs_a_queue_and_a_target() -> None:
+    assert from_env({}).timer_backend == "postgres"
+    with pytest.raises(SettingsError, match="HOOKLEDGER_TIMER_BACKEND"):
+        from_env({"HOOKLEDGER_TIMER_BACKEND": "cron"})
+    with pytest.raises(SettingsError, match="HOOKLEDGER_TASKS_QUEUE"):
+        from_env({"HOOKLEDGER_TIMER_BACKEND": "cloudtasks"})
+    settings = from_env({
+        "HOOKLEDGER_TIMER_BACKEND": "cloudtasks",
+        "HOOKLEDGER_TASKS_QUEUE": "projects/p/locations/l/queues/q",
+        "HOOKLEDGER_TASKS_TARGET_URL": "https://hookledger.example",
+    })  # fmt: skip
+    assert settings.tasks_reconcile_lag == "60s"
+    with pytest.raises(SettingsError, match="HOOKLEDGER_TASKS_RECONCILE_LAG"):
+        from_env({"HOOKLEDGER_TASKS_RECONCILE_LAG": "soon"})

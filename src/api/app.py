@@ -10,8 +10,9 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
-from api.routes.health import health, healthz, metrics
+from api.routes.health import health, healthz, metrics, selftest
 from api.routes.reads import order_events, order_state
+from api.routes.tasks import countdown_task
 from api.routes.webhooks import receive_webhook, webhook_routes
 from api.services import Services
 from events.errors import HookledgerError
@@ -28,6 +29,8 @@ def create_app(services: Services) -> Litestar:
             healthz,
             health,
             metrics,
+            countdown_task,
+            selftest,
         ],
         middleware=[correlation_middleware],
         exception_handlers={

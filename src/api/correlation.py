@@ -8,7 +8,7 @@ import uuid
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from events.correlation import correlation_id
+from events.correlation import correlation_id, trace_context
 
 _SAFE = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
 
@@ -24,6 +24,19 @@ def pick_correlation_id(request_id: str | None, trace_context: str | None) -> st
     return uuid.uuid4().hex
 
 
+_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([01]))?$")
+
+
+def parse_trace_context(value: str | None) -> tuple[str, str | None, bool] | None:
+    """``TRACE_ID/SPAN_ID;o=1`` as (trace id, span id as 16 hex digits, sampled)."""
+    found = _TRACE.match(value.strip()) if value else None
+    if found is None:
+        return None
+    trace, span, sampled = found.groups()
+    span_hex = f"{int(span):016x}" if span and int(span) < 2**64 else None
+    return trace.lower(), span_hex, sampled == "1"
+
+
 def correlation_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # type: ignore[comparison-overlap]
@@ -37,6 +50,7 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
                 trace = value.decode("latin-1")
         ident = pick_correlation_id(request_id, trace)
         token = correlation_id.set(ident)
+        trace_token = trace_context.set(parse_trace_context(trace))
         echoed = ident.encode()
 
         async def send_with_id(message: Message) -> None:
@@ -50,5 +64,6 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
+            trace_context.reset(trace_token)
 
     return middleware

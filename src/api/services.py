@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from api.metrics import Metrics
-from api.providers.base import Adapter
+from api.providers.base import Adapter, FixedSecret, SecretValues
+from api.task_auth import TaskAuth
 from events.appender import Appender
 from events.connector import Database
 
@@ -21,8 +23,17 @@ class Services:
     version: str
     safe_mode: bool
     max_body_bytes: int
-    read_tokens: tuple[str, ...] = ()
+    read_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
     # An order's projected state (None when unknown), from the composition root.
     order_status: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
+    # The Cloud Tasks endpoint (None unless the cloudtasks timer backend is on):
+    # who may call it, what a task does (order, timer, due time -> outcome), where
+    # a task that gave up is recorded (task name, order, retry count, error).
+    task_auth: TaskAuth | None = None
+    fire_task: Callable[[str, str, datetime], Awaitable[str]] | None = None
+    dead_task: Callable[[str, str | None, int, str], Awaitable[None]] | None = None
+    task_max_retries: int = 20
+    # The self-test's checks, from the composition root.
+    selftest: Callable[[], Awaitable[dict[str, Any]]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -10,7 +10,9 @@
     ├── Unavailable                 retrying later can help (503 + Retry-After)
     │   ├── DatabaseUnavailable     the database does not answer
     │   ├── AppenderStopped         the process is shutting down
-    │   └── DestinationUnavailable  an export destination (BigQuery) does not answer
+    │   ├── DestinationUnavailable  an export destination (BigQuery) does not answer
+    │   ├── NotDueYet               a timer's task came before its time
+    │   └── UpstreamUnavailable     a Google Cloud service did not answer
     ├── DatabaseRefused             the database rejected a statement for another reason (500)
     │   └── WriteConflict           a concurrent writer got there first; retry the batch
     │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
@@ -77,6 +79,14 @@ class DestinationUnavailable(Unavailable):
 
 class DestinationRefused(HookledgerError):
     code = "destination_refused"
+
+
+class NotDueYet(Unavailable):
+    code = "not_due_yet"
+
+
+class UpstreamUnavailable(Unavailable):
+    code = "upstream_unavailable"
 
 
 class DatabaseRefused(HookledgerError):

@@ -14,10 +14,12 @@ from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
 from hookledger.exports import run_bigquery_exporter
+from hookledger.secrets import SecretStore
 from hookledger.settings import Settings, parse_duration, parse_durations
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.worker import ActionWorker
+from scheduler.cloudtasks import TaskQueue, TaskSync, TaskTarget
 from scheduler.countdown import CountdownConfig
 from scheduler.policy import CountdownPolicy
 from scheduler.timers import PostgresTimers
@@ -45,6 +47,7 @@ class Background:
         actions: ActionSettings,
         *,
         observe_action: Callable[[str, str], None] | None = None,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.runners = [
             ConsumerRunner(db, ProjectionConsumer(projection))
@@ -53,7 +56,15 @@ class Background:
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
         self._db = db
         self._settings = settings
-        self.timers = PostgresTimers(db, appender)
+        self.task_sync: TaskSync | None = None
+        lag = 0.0
+        if settings.timer_backend == "cloudtasks":
+            store = secrets or SecretStore.from_settings(settings)
+            self.task_sync = TaskSync(db, task_queue(settings), task_target(settings, store))
+            # Beside Cloud Tasks, the Postgres timers are the reconciler sweep.
+            setting = "HOOKLEDGER_TASKS_RECONCILE_LAG"
+            lag = parse_duration(settings.tasks_reconcile_lag, setting).total_seconds()
+        self.timers = PostgresTimers(db, appender, lag=lag)
         # A dry run is database work only: bigger batches, fewer round trips. Real
         # sends keep batches small, since a batch's rows stay locked while it sends.
         self.actions = ActionWorker(
@@ -69,6 +80,8 @@ class Background:
         jobs = {r.consumer.name: r.run() for r in self.runners}
         jobs[self.policy.consumer.name] = self.policy.run()
         jobs["timers"] = self.timers.run()
+        if self.task_sync is not None:
+            jobs["task_sync"] = self.task_sync.run()
         jobs["actions"] = self.actions.run()
         jobs["exporter.bigquery"] = run_bigquery_exporter(self._db, self._settings)
         return jobs
@@ -85,6 +98,23 @@ class Background:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.actions.close()
+
+
+def task_queue(settings: Settings) -> TaskQueue:
+    """The configured Cloud Tasks queue (an emulator's when an endpoint is set)."""
+    return TaskQueue(settings.tasks_queue, settings.tasks_endpoint)
+
+
+def task_target(settings: Settings, secrets: SecretStore) -> TaskTarget:
+    """How tasks call this service back."""
+    secret = secrets.live(settings.tasks_secret, "HOOKLEDGER_TASKS_SECRET")
+    return TaskTarget(
+        queue=settings.tasks_queue,
+        url=settings.tasks_target_url,
+        service_account=settings.tasks_service_account,
+        audience=settings.tasks_audience,
+        secret=secret.first,
+    )
 
 
 def _report_end(task: asyncio.Task[None]) -> None:

@@ -97,7 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.set_defaults(run=_send)
 
-    dead = commands.add_parser("dead-letters", help="list the actions that gave up")
+    selftest = commands.add_parser(
+        "selftest", help="check every subsystem; exit status 1 on a critical error"
+    )
+    selftest.add_argument("--json", action="store_true", help="JSON instead of a table")
+    selftest.set_defaults(run=_selftest)
+
+    dead = commands.add_parser(
+        "dead-letters", help="list the actions (and Cloud Tasks) that gave up"
+    )
     dead.add_argument("--json", action="store_true", help="JSON instead of a table")
     dead.set_defaults(run=_dead_letters)
     dead_commands = dead.add_subparsers(metavar="COMMAND")
@@ -158,7 +166,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.secrets import provider_secrets
     from hookledger.sources import load_sources
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     if args.no_workers:
         os.environ["HOOKLEDGER_BACKGROUND"] = "false"
     load_sources(settings.providers_file)  # a bad file stops the start here, clearly
@@ -212,9 +220,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.background import Background
     from hookledger.logs import configure
     from hookledger.migrations import migrate
-    from hookledger.wiring import action_settings
+    from hookledger.secrets import SecretStore
+    from hookledger.wiring import action_settings, follow_action_secrets
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
 
     async def run(url: str) -> int:
         stopping = asyncio.Event()
@@ -224,7 +233,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         db = Database(url, max_size=settings.pool_size)
         await db.open()
         appender = Appender(db, max_batch=settings.max_batch)
-        background = Background(settings, db, appender, action_settings(settings))
+        secrets = SecretStore.from_settings(settings)
+        actions = action_settings(settings, secrets)
+        background = Background(settings, db, appender, actions, secrets=secrets)
+        follow_action_secrets(secrets, actions, background.actions)
+        refresh = asyncio.create_task(secrets.run(), name="secrets")
         try:
             await migrate(db)
             await appender.start()
@@ -232,6 +245,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             print("hookledger worker running", flush=True)
             await stopping.wait()
         finally:
+            refresh.cancel()
             await background.stop()
             await appender.stop()
             await db.close()
@@ -376,14 +390,55 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run(url))
 
 
+def _selftest(settings: Settings, args: argparse.Namespace) -> int:
+    from events.connector import Database
+    from hookledger.background import task_queue
+    from hookledger.logs import configure
+    from hookledger.secrets import SecretStore
+    from hookledger.selftest import ERROR, SelfTest
+    from hookledger.wiring import action_settings, build_providers
+
+    configure(settings.log_level, settings.gcp_project)
+    secrets = SecretStore.from_settings(settings)
+    providers = build_providers(settings, secrets)
+    actions = action_settings(settings, secrets)
+
+    async def run(url: str) -> int:
+        # No migration here: whether they are applied is one of the checks.
+        db = Database(url, max_size=2)
+        queue = task_queue(settings) if settings.timer_backend == "cloudtasks" else None
+        await db.open()
+        try:
+            report = await SelfTest(settings, db, providers, actions, secrets, queue).run()
+        finally:
+            if queue is not None:
+                await queue.close()
+            await db.close()
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            rows = [("CHECK", "STATUS", "REASON")]
+            rows += [(name, c["status"], c["reason"]) for name, c in report["checks"].items()]
+            _print_table(rows)
+            print(f"overall: {report['status']}")
+        return 1 if report["status"] == ERROR else 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     import msgspec
 
     from scheduler.actions.queue import dead_letters
+    from scheduler.cloudtasks import dead_tasks
 
     async def run(url: str) -> int:
         async with _database(url) as db:
-            dead = await dead_letters(db)
+            # Dead actions, and Cloud Tasks that gave up (their timers still
+            # fire through the reconciler; these are for the operator to see).
+            dead = sorted([*await dead_letters(db), *await dead_tasks(db)],
+                          key=lambda d: (d.updated_at, d.key))  # fmt: skip
         if args.json:
             print(json.dumps([
                 {**msgspec.structs.asdict(d), "updated_at": d.updated_at.isoformat()}
@@ -445,7 +500,7 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.key}: {state} after attempt {attempts}" + (f": {error}" if error else ""))
         return 0 if state == "done" else 1
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     with _database_url(settings) as url:
         return asyncio.run(run(url))
 

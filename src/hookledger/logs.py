@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from events.correlation import correlation_id
+from events.correlation import correlation_id, trace_context
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
     "message",
@@ -19,7 +19,12 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {
 
 
 class JsonFormatter(logging.Formatter):
-    """``time``, ``severity``, ``message``, ``logger``, the correlation id, and extras."""
+    """``time``, ``severity``, ``message``, ``logger``, the correlation id, and extras;
+    with a Google Cloud project, the request's trace in Cloud Logging's fields."""
+
+    def __init__(self, project: str = "") -> None:
+        super().__init__()
+        self.project = project
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -30,6 +35,12 @@ class JsonFormatter(logging.Formatter):
         }
         if (ident := correlation_id.get()) is not None:
             line["correlation_id"] = ident
+        if self.project and (trace := trace_context.get()) is not None:
+            trace_id, span_id, sampled = trace
+            line["logging.googleapis.com/trace"] = f"projects/{self.project}/traces/{trace_id}"
+            if span_id is not None:
+                line["logging.googleapis.com/spanId"] = span_id
+            line["logging.googleapis.com/trace_sampled"] = sampled
         for key, value in vars(record).items():
             if key not in _STANDARD:
                 line[key] = value
@@ -38,10 +49,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure(level: str = "INFO") -> None:
-    """Send every log line, ours and the libraries', as JSON to stderr."""
+def configure(level: str = "INFO", project: str = "") -> None:
+    """Send every log line, ours and the libraries', as JSON to stderr (where
+    Cloud Run hands it to Cloud Logging)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(project))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -19,13 +19,22 @@ log = logging.getLogger(__name__)
 _LOCK_KEY = 7254910834
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
+# Created only where missing: a service whose login may only write events (no
+# CREATE on the schema) still checks the migrations at start, and even
+# CREATE TABLE IF NOT EXISTS would be refused to it.
 CREATE_TABLE: LiteralString = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     integer PRIMARY KEY,
-    name        text NOT NULL,
-    checksum    text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-)"""
+DO $$
+BEGIN
+    IF to_regclass('schema_migrations') IS NULL THEN
+        CREATE TABLE schema_migrations (
+            version     integer PRIMARY KEY,
+            name        text NOT NULL,
+            checksum    text NOT NULL,
+            applied_at  timestamptz NOT NULL DEFAULT now()
+        );
+    END IF;
+END
+$$"""
 TAKE_LOCK: LiteralString = "SELECT pg_advisory_lock(%s)"
 RELEASE_LOCK: LiteralString = "SELECT pg_advisory_unlock(%s)"
 APPLIED: LiteralString = "SELECT version, name, checksum FROM schema_migrations ORDER BY version"

@@ -1,4 +1,8 @@
-"""Secret values: given directly or as ``file:/path``; never logged.
+"""Secret values: given directly, as ``file:/path`` or as a Secret Manager
+reference (``sm://PROJECT/SECRET[#VERSION]``, ``projects/P/secrets/S/versions/V``);
+never logged. References are read again in the background (``SecretStore.run``),
+so a rotated secret takes effect without a restart; the values it replaced stay
+accepted for one more refresh interval, while senders switch over.
 
 On the embedded database (a newcomer's laptop) a provider without a configured
 secret gets a generated local one, kept in ``DATA_DIR/local-secrets.json``, so
@@ -8,26 +12,33 @@ a provider without a secret refuses every delivery.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets as random
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from api.sendgrid_signature import new_key_pair
-from hookledger.settings import Settings, SettingsError, split_values
+from events.errors import UpstreamUnavailable
+from hookledger.secret_manager import SecretManager, reference
+from hookledger.settings import Settings, SettingsError, parse_duration, split_values
+
+log = logging.getLogger(__name__)
 
 LOCAL_SECRETS_FILE = "local-secrets.json"
 # The private half of the local SendGrid key pair: only `hookledger send` uses it.
 SENDGRID_SIGNING_KEY = "sendgrid-signing-key"
 
 
-def resolve(value: str, setting: str) -> tuple[str, ...]:
-    """All active values of a secret setting."""
+def resolve(value: str, setting: str, manager: SecretManager | None = None) -> tuple[str, ...]:
+    """All active values of a secret setting, references read now."""
     values: list[str] = []
     for part in split_values(value):
         if part.startswith("file:"):
@@ -36,13 +47,132 @@ def resolve(value: str, setting: str) -> tuple[str, ...]:
                 values.extend(split_values(path.read_text()))
             except OSError as exc:
                 raise SettingsError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+        elif (name := reference(part)) is not None:
+            try:
+                values.extend(split_values((manager or SecretManager()).access(name)))
+            except UpstreamUnavailable as exc:
+                raise SettingsError(f"{setting}: {exc.detail}") from None
         else:
             values.append(part)
     return tuple(values)
 
 
-def provider_secrets(settings: Settings) -> dict[str, tuple[str, tuple[str, ...]]]:
+class LiveSecret:
+    """A secret setting's active values, as adapters and routes read them at each
+    use: the latest read first, then those it replaced, until ``overlap_until``."""
+
+    def __init__(self, setting: str, value: str, values: tuple[str, ...]) -> None:
+        self.setting = setting
+        self.value = value
+        self._current = values
+        self._previous: tuple[str, ...] = ()
+        self._previous_until = 0.0
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        if self._previous and time.monotonic() < self._previous_until:
+            return self._current + tuple(v for v in self._previous if v not in self._current)
+        return self._current
+
+    def first(self) -> str:
+        """The newest value (what we sign or authenticate with), or ``""``."""
+        return self._current[0] if self._current else ""
+
+    @property
+    def refreshable(self) -> bool:
+        """Whether reading it again can give other values."""
+        return any(p.startswith("file:") or reference(p) for p in split_values(self.value))
+
+    def update(self, values: tuple[str, ...], overlap: float) -> bool:
+        """Take newly read values; True if they changed."""
+        if values == self._current:
+            return False
+        self._previous = self._current
+        self._previous_until = time.monotonic() + overlap
+        self._current = values
+        return True
+
+
+class SecretStore:
+    """Every secret setting of a process, and their background refresh."""
+
+    def __init__(self, endpoint: str = "", refresh_seconds: float = 300.0) -> None:
+        self._manager = SecretManager(endpoint)
+        self._refresh_seconds = refresh_seconds
+        self._secrets: dict[str, LiveSecret] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self.failures: dict[str, str] = {}
+        self.refreshed_at: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecretStore:
+        refresh = parse_duration(settings.secrets_refresh, "HOOKLEDGER_SECRETS_REFRESH")
+        return cls(settings.secrets_endpoint, refresh.total_seconds())
+
+    def resolve(self, value: str, setting: str) -> tuple[str, ...]:
+        """The values now (SettingsError if a reference cannot be read)."""
+        return resolve(value, setting, self._manager)
+
+    def live(self, value: str, setting: str, fallback: tuple[str, ...] = ()) -> LiveSecret:
+        """A holder for the setting, read now; ``fallback`` when it is empty."""
+        secret = LiveSecret(setting, value, self.resolve(value, setting) or fallback)
+        self._secrets[setting] = secret
+        return secret
+
+    def get(self, setting: str) -> LiveSecret:
+        """The holder of a setting made by ``live`` (KeyError if none was)."""
+        return self._secrets[setting]
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after a refresh that changed any secret: for users
+        that copy values out (the outbound actions' credentials)."""
+        self._listeners.append(listener)
+
+    def settings(self) -> list[str]:
+        """The names of the secret settings held (never their values)."""
+        return sorted(self._secrets)
+
+    async def refresh(self) -> int:
+        """Read every reference again; a failure keeps the values held. Returns
+        how many secrets changed."""
+        changed = 0
+        for secret in [s for s in self._secrets.values() if s.refreshable]:
+            try:
+                values = await asyncio.to_thread(self.resolve, secret.value, secret.setting)
+            except SettingsError as exc:
+                self.failures[secret.setting] = str(exc)
+                log.warning("secret not refreshed; keeping its values",
+                            extra={"setting": secret.setting, "error": str(exc)})  # fmt: skip
+                continue
+            self.failures.pop(secret.setting, None)
+            if values and secret.update(values, overlap=self._refresh_seconds):
+                changed += 1
+                log.info("secret rotated", extra={"setting": secret.setting})
+        self.refreshed_at = time.time()
+        if changed:
+            for listener in self._listeners:
+                listener()
+        return changed
+
+    async def run(self) -> None:
+        """Refresh every ``refresh_seconds`` until cancelled."""
+        if not any(s.refreshable for s in self._secrets.values()):
+            return
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            await self.refresh()
+
+
+def provider_secrets(
+    settings: Settings, store: SecretStore | None = None
+) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Each inbound provider's setting name and active secret values."""
+    live = live_provider_secrets(settings, store or SecretStore.from_settings(settings))
+    return {provider: (secret.setting, secret.values) for provider, secret in live.items()}
+
+
+def live_provider_secrets(settings: Settings, store: SecretStore) -> dict[str, LiveSecret]:
+    """Each inbound provider's secret, held by ``store`` for its refreshes."""
     configured = {
         "veriff": ("HOOKLEDGER_VERIFF_SECRET", settings.veriff_secret),
         "post-purchase": ("HOOKLEDGER_POST_PURCHASE_SECRET", settings.post_purchase_secret),
@@ -52,13 +182,10 @@ def provider_secrets(settings: Settings) -> dict[str, tuple[str, tuple[str, ...]
         "sendgrid": ("HOOKLEDGER_SENDGRID_PUBLIC_KEY", settings.sendgrid_public_key),
     }
     local = local_secrets(settings.data_dir) if settings.embedded else {}
-    result: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for provider, (setting, value) in configured.items():
-        values = resolve(value, setting)
-        if not values and provider in local:
-            values = (local[provider],)
-        result[provider] = (setting, values)
-    return result
+    return {
+        provider: store.live(value, setting, (local[provider],) if provider in local else ())
+        for provider, (setting, value) in configured.items()
+    }
 
 
 def local_secrets(data_dir: Path) -> dict[str, str]:

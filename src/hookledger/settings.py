@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 PREFIX = "HOOKLEDGER_"
+TIMER_BACKENDS = ("postgres", "cloudtasks")
 
 
 class SettingsError(ValueError):
@@ -61,6 +62,25 @@ class Settings(msgspec.Struct, frozen=True):
     export_policy_file: str = ""
     export_hash_key: str = ""
     export_interval: float = 10.0
+    # Timers: `postgres` (a worker claims due rows) or `cloudtasks` (one Cloud
+    # Task per timer; the Postgres claim stays on as a reconciler for timers
+    # overdue by more than `tasks_reconcile_lag`).
+    timer_backend: str = "postgres"
+    tasks_queue: str = ""  # projects/P/locations/L/queues/Q
+    tasks_target_url: str = ""  # this service's public base URL, as Cloud Tasks calls it
+    tasks_service_account: str = ""  # OIDC token: the email Cloud Tasks signs as
+    tasks_audience: str = ""  # OIDC audience; default: the target URL
+    tasks_endpoint: str = ""  # host:port of an emulator (plain gRPC); empty: Google
+    tasks_secret: str = ""  # shared-secret header, for callers without OIDC (secret)
+    tasks_max_retries: int = 20
+    tasks_reconcile_lag: str = "60s"
+    tasks_oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    # Secret Manager: an endpoint override (REST, e.g. a local stand-in) and how
+    # often references (`sm://`, `file:`) are read again.
+    secrets_endpoint: str = ""
+    secrets_refresh: str = "5m"
+    # Google Cloud project: log lines carry Cloud Logging's trace field.
+    gcp_project: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -84,7 +104,16 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         settings = Settings(**values)  # type: ignore[arg-type]
     except (TypeError, msgspec.ValidationError) as exc:
         raise SettingsError(str(exc)) from exc
-    for name in ("countdown_window", "countdown_grace"):
+    if settings.timer_backend not in TIMER_BACKENDS:
+        raise SettingsError(
+            f"HOOKLEDGER_TIMER_BACKEND must be one of {', '.join(TIMER_BACKENDS)}, "
+            f"not {settings.timer_backend!r}"
+        )
+    if settings.timer_backend == "cloudtasks":
+        for name in ("tasks_queue", "tasks_target_url"):
+            if not getattr(settings, name):
+                raise SettingsError(f"{PREFIX}{name.upper()} is required with cloudtasks timers")
+    for name in ("countdown_window", "countdown_grace", "tasks_reconcile_lag", "secrets_refresh"):
         parse_duration(getattr(settings, name), PREFIX + name.upper())
     parse_durations(settings.countdown_reminders, "HOOKLEDGER_COUNTDOWN_REMINDERS")
     return settings

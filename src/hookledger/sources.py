@@ -23,7 +23,7 @@ import msgspec
 from api.providers.base import event_name
 from api.providers.standard import StandardSource
 from events.errors import MalformedBody
-from hookledger.secrets import resolve
+from hookledger.secrets import SecretStore, resolve
 from hookledger.settings import SettingsError
 
 BUILT_IN = frozenset({"veriff", "post-purchase", "shopify", "stripe", "authorizenet", "sendgrid"})
@@ -48,7 +48,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     sources: dict[str, Source] = msgspec.field(default_factory=dict)
 
 
-def load_sources(file: str) -> dict[str, StandardSource]:
+def load_sources(file: str, store: SecretStore | None = None) -> dict[str, StandardSource]:
     """The sources the file declares (none when ``file`` is empty), ready to serve."""
     if not file:
         return {}
@@ -78,7 +78,7 @@ def load_sources(file: str) -> dict[str, StandardSource]:
         try:
             sources[name] = StandardSource(
                 name,
-                resolve(source.secret, setting),
+                store.live(source.secret, setting) if store else resolve(source.secret, setting),
                 setting,
                 order_path=source.order_path,
                 type_path=source.type_path,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 from functools import partial
+from typing import Protocol
 
+import msgspec
 from litestar import Litestar
 
 from api.app import create_app
@@ -20,19 +23,26 @@ from api.providers.stripe import Stripe
 from api.providers.veriff import Veriff
 from api.services import Services
 from api.signatures import standard_webhooks_key
+from api.task_auth import TaskAuth
 from events.appender import Appender
 from events.connector import Database
 from hookledger import __version__
-from hookledger.background import Background
+from hookledger.background import Background, task_queue
 from hookledger.logs import configure
 from hookledger.migrations import migrate
-from hookledger.secrets import provider_secrets, resolve
+from hookledger.secrets import SecretStore, live_provider_secrets
+from hookledger.selftest import SelfTest
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
 from projections.status import order_status
 from scheduler.actions.config import ActionSettings
+from scheduler.cloudtasks import record_dead_task
+from scheduler.timers import fire_order
 
 log = logging.getLogger("hookledger")
+
+SENDGRID_API_KEY = "HOOKLEDGER_SENDGRID_API_KEY"
+AUTHORIZENET_TRANSACTION_KEY = "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "veriff": Veriff,
@@ -56,19 +66,11 @@ def build_services(
         group_commit=settings.group_commit,
         observe=metrics.observe_batch,
     )
-    providers: dict[str, Adapter] = {}
-    for name, (setting, values) in provider_secrets(settings).items():
-        try:
-            adapter = ADAPTERS[name](values, setting)
-        except ValueError as exc:  # a secret or key that cannot be used
-            raise SettingsError(f"{setting}: {exc}") from None
-        if name == "post-purchase":
-            _check_standard_webhooks_secrets(setting, values)
-        providers[name] = adapter
-    providers.update(load_sources(settings.providers_file))
+    secrets = SecretStore.from_settings(settings)
+    providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
-    tokens = resolve(settings.api_token, "HOOKLEDGER_API_TOKEN")
-    action_config = action_settings(settings)
+    tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
+    action_config = action_settings(settings, secrets)
     services = Services(
         db=db,
         appender=appender,
@@ -80,12 +82,27 @@ def build_services(
         read_tokens=tokens,
         order_status=partial(order_status, db),
     )
+    queue = None
+    if settings.timer_backend == "cloudtasks":
+        serve_cloud_tasks(services, settings, secrets)
+        queue = task_queue(settings)
+    services.selftest = SelfTest(settings, db, providers, action_config, secrets, queue).run
 
     background = (
-        Background(settings, db, appender, action_config, observe_action=metrics.count_action)
+        Background(
+            settings,
+            db,
+            appender,
+            action_config,
+            observe_action=metrics.count_action,
+            secrets=secrets,
+        )
         if settings.background
         else None
     )
+    if background is not None:
+        follow_action_secrets(secrets, action_config, background.actions)
+    refresher: list[asyncio.Task[None]] = []
 
     async def start() -> None:
         await db.open()
@@ -93,6 +110,7 @@ def build_services(
         await appender.start()
         if background is not None:
             await background.start()
+        refresher.append(asyncio.create_task(secrets.run(), name="secrets"))
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
         # collections were the latency tail: p99 38 ms before, 22 ms after).
@@ -103,7 +121,12 @@ def build_services(
                     "provider has no secret: every delivery will be refused",
                     extra={"provider": name, "setting": adapter.secret_setting},
                 )
-        if not tokens:
+        if services.task_auth is not None and not services.task_auth.configured:
+            log.warning(
+                "no task caller can authenticate: set HOOKLEDGER_TASKS_SERVICE_ACCOUNT "
+                "or HOOKLEDGER_TASKS_SECRET"
+            )
+        if not tokens.values:
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
         if not settings.safe_mode:
             log.warning("safe mode is off: emails and refunds are sent for real")
@@ -111,6 +134,10 @@ def build_services(
                 log.warning("actions needing it will be dead-lettered", extra={"unset": setting})
 
     async def stop() -> None:
+        for task in refresher:
+            task.cancel()
+        if queue is not None:
+            await queue.close()
         if background is not None:
             await background.stop()
         await appender.stop()
@@ -121,29 +148,81 @@ def build_services(
     return services
 
 
-def action_settings(settings: Settings) -> ActionSettings:
-    """What the outbound actions need, their secrets resolved (plain or ``file:``)."""
+def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, Adapter]:
+    """Every inbound provider, built-in and declared, reading live secrets."""
+    providers: dict[str, Adapter] = {}
+    for name, secret in live_provider_secrets(settings, secrets).items():
+        try:
+            adapter = ADAPTERS[name](secret, secret.setting)
+        except ValueError as exc:  # a secret or key that cannot be used
+            raise SettingsError(f"{secret.setting}: {exc}") from None
+        if name == "post-purchase":
+            _check_standard_webhooks_secrets(secret.setting, secret.values)
+        providers[name] = adapter
+    providers.update(load_sources(settings.providers_file, secrets))
+    return providers
+
+
+def serve_cloud_tasks(services: Services, settings: Settings, secrets: SecretStore) -> None:
+    """Open ``POST /internal/tasks/countdown`` to Cloud Tasks."""
+    task_secret = secrets.live(settings.tasks_secret, "HOOKLEDGER_TASKS_SECRET")
+    services.task_auth = TaskAuth(
+        secrets=lambda: task_secret.values,
+        service_account=settings.tasks_service_account,
+        audience=settings.tasks_audience or settings.tasks_target_url.rstrip("/"),
+        certs_url=settings.tasks_oidc_certs_url,
+    )
+    services.fire_task = partial(fire_order, services.db, services.appender)
+    services.dead_task = partial(record_dead_task, services.db)
+    services.task_max_retries = settings.tasks_max_retries
+
+
+def action_settings(settings: Settings, secrets: SecretStore | None = None) -> ActionSettings:
+    """What the outbound actions need, their secrets resolved (plain, ``file:``
+    or Secret Manager) and held by ``secrets`` for its refreshes."""
+    store = secrets or SecretStore.from_settings(settings)
 
     def secret(value: str, setting: str) -> str:
-        values = resolve(value, setting)
-        return values[0] if values else ""
+        return store.live(value, setting).first()
 
     return ActionSettings(
         safe_mode=settings.safe_mode,
-        sendgrid_api_key=secret(settings.sendgrid_api_key, "HOOKLEDGER_SENDGRID_API_KEY"),
+        sendgrid_api_key=secret(settings.sendgrid_api_key, SENDGRID_API_KEY),
         sendgrid_base_url=settings.sendgrid_base_url,
         email_from=settings.email_from,
         verification_url=settings.verification_url,
         payments_base_url=settings.payments_base_url,
         authorizenet_login_id=settings.authorizenet_login_id,
         authorizenet_transaction_key=secret(
-            settings.authorizenet_transaction_key, "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
+            settings.authorizenet_transaction_key, AUTHORIZENET_TRANSACTION_KEY
         ),
         max_attempts=settings.action_max_attempts,
         backoff_seconds=settings.action_backoff_seconds,
         backoff_max_seconds=settings.action_backoff_max_seconds,
         timeout_seconds=settings.action_timeout_seconds,
     )
+
+
+class Reconfigurable(Protocol):
+    def reconfigure(self, settings: ActionSettings) -> None: ...
+
+
+def follow_action_secrets(
+    secrets: SecretStore, config: ActionSettings, worker: Reconfigurable
+) -> None:
+    """After a refresh that changed a secret, hand the action worker the
+    credentials as they are now."""
+
+    def changed() -> None:
+        worker.reconfigure(
+            msgspec.structs.replace(
+                config,
+                sendgrid_api_key=secrets.get(SENDGRID_API_KEY).first(),
+                authorizenet_transaction_key=secrets.get(AUTHORIZENET_TRANSACTION_KEY).first(),
+            )
+        )
+
+    secrets.on_change(changed)
 
 
 def _missing_action_credentials(config: ActionSettings) -> list[str]:
@@ -170,7 +249,7 @@ def app_from_env() -> Litestar:
     local secrets) into the environment when it runs one.
     """
     settings = from_env(os.environ)
-    configure(settings.log_level)
+    configure(settings.log_level, settings.gcp_project)
     if not settings.database_url:
         raise SettingsError("HOOKLEDGER_DATABASE_URL is not set (use `hookledger serve`)")
     # Set by `serve --workers N` before the workers start (prometheus_client

@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -28,6 +28,20 @@ class Normalised(msgspec.Struct, frozen=True):
     payload: Any
 
 
+class SecretValues(Protocol):
+    """A secret whose active values may change while the process runs."""
+
+    @property
+    def values(self) -> tuple[str, ...]: ...
+
+
+class FixedSecret:
+    """Values that never change (tests, plain settings)."""
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.values = values
+
+
 class Adapter(ABC):
     """A provider: checks a delivery's signature and reads its events."""
 
@@ -38,9 +52,16 @@ class Adapter(ABC):
     # element is recorded with its own bytes (see ``api.intake``).
     batch = False
 
-    def __init__(self, secrets: Sequence[str], secret_setting: str) -> None:
-        self.secrets = tuple(secrets)
+    def __init__(self, secrets: Sequence[str] | SecretValues, secret_setting: str) -> None:
+        self._secrets: SecretValues = (
+            FixedSecret(tuple(secrets)) if isinstance(secrets, Sequence) else secrets
+        )
         self.secret_setting = secret_setting
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The active secret values now: a rotation shows here without a restart."""
+        return self._secrets.values
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         """Raise SignatureRejected unless the delivery is signed by a known secret."""

@@ -10,12 +10,14 @@ events without ``order_id`` share the stream of their message
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from api.providers.base import (
     Adapter,
     Normalised,
+    SecretValues,
     event_name,
     identifier,
     json_object,
@@ -31,6 +33,8 @@ from api.sendgrid_signature import (
 )
 from events.errors import MalformedBody
 
+log = logging.getLogger(__name__)
+
 
 class SendGrid(Adapter):
     name = "sendgrid"
@@ -38,13 +42,26 @@ class SendGrid(Adapter):
     signature_headers = (SIGNATURE_HEADER, TIMESTAMP_HEADER)
     batch = True
 
-    def __init__(self, secrets: Sequence[str], secret_setting: str) -> None:
+    def __init__(self, secrets: Sequence[str] | SecretValues, secret_setting: str) -> None:
         super().__init__(secrets, secret_setting)
-        # Parsed once at start: a key that cannot be read fails the start (ValueError).
-        self.keys = tuple(load_public_key(value) for value in self.secrets)
+        # Parsed at start: a key that cannot be read fails the start (ValueError).
+        self._parsed = self.secrets
+        self.keys = tuple(load_public_key(value) for value in self._parsed)
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        if self.secrets != self._parsed:
+            self._reload_keys()
         verify_sendgrid(self.keys, headers, body, now)
+
+    def _reload_keys(self) -> None:
+        """A rotated key: parse it once; one that cannot be read keeps the old keys."""
+        values = self.secrets
+        try:
+            self.keys = tuple(load_public_key(value) for value in values)
+        except ValueError:
+            log.error("a rotated SendGrid key cannot be read; keeping the previous keys",
+                      extra={"setting": self.secret_setting})  # fmt: skip
+        self._parsed = values
 
     def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
         if not isinstance(payload, list) or not payload:

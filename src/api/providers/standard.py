@@ -15,6 +15,7 @@ from typing import Any
 from api.providers.base import (
     Adapter,
     Normalised,
+    SecretValues,
     event_name,
     identifier,
     lookup,
@@ -47,7 +48,7 @@ class StandardSource(Adapter):
     def __init__(
         self,
         name: str,
-        secrets: Sequence[str],
+        secrets: Sequence[str] | SecretValues,
         secret_setting: str,
         *,
         order_path: str | None,

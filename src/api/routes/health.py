@@ -8,9 +8,10 @@ from typing import Any
 from litestar import Request, Response, get
 
 from api.errors import RETRY_AFTER_SECONDS
+from api.routes.reads import require_reader
 from api.services import Services
 from events.checkpoints import consumer_lags
-from events.errors import HookledgerError
+from events.errors import HookledgerError, NotFound
 from events.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -48,3 +49,15 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(
         services.metrics.render(lags), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
+
+
+@get("/__selftest", summary="Every subsystem's state (503 on a critical error)",
+     tags=["operations"])  # fmt: skip
+async def selftest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    services: Services = request.app.state.services
+    # It tells how the service is configured: an operator's read, like the audit's.
+    require_reader(request, services)
+    if services.selftest is None:
+        raise NotFound("no self-test in this process")
+    report = await services.selftest()
+    return Response(report, status_code=503 if report["status"] == "error" else 200)

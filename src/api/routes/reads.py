@@ -18,12 +18,13 @@ from events.store import read_stream
 
 def require_reader(request: Request[Any, Any, Any], services: Services) -> None:
     """When read tokens are configured, a ``Bearer`` token must match one."""
-    if not services.read_tokens:
+    tokens = services.read_tokens.values
+    if not tokens:
         return
     scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
     presented = credentials.strip() if scheme.lower() == "bearer" else ""
     if not presented or not any(
-        hmac.compare_digest(presented.encode(), t.encode()) for t in services.read_tokens
+        hmac.compare_digest(presented.encode(), t.encode()) for t in tokens
     ):
         raise SignatureRejected("a valid 'Authorization: Bearer <token>' header is required")
 

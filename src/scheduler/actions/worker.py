@@ -83,12 +83,14 @@ class ActionWorker:
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_interval = poll_interval
+        self._senders: dict[str, Sender] = {}
+        self.reconfigure(settings)
+
+    def reconfigure(self, settings: ActionSettings) -> None:
+        """Take new settings (rotated credentials) for the next attempts."""
+        self._settings = settings
         sendgrid, payments = SendGrid(settings), AuthorizeNet(settings)
-        self._senders: dict[str, Sender] = {
-            EMAIL_REMINDER: sendgrid,
-            EMAIL_EXPIRED: sendgrid,
-            REFUND: payments,
-        }
+        self._senders = {EMAIL_REMINDER: sendgrid, EMAIL_EXPIRED: sendgrid, REFUND: payments}
 
     async def close(self) -> None:
         """Close the HTTP client if the worker made it."""

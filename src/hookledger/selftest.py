@@ -1,0 +1,188 @@
+"""The self-test: one entry per subsystem, each ``ok``, ``safe_mode``,
+``degraded`` or ``error`` with a short reason. Reasons name settings and
+counts, never a secret's value.
+
+``datastore``, ``ledger`` and ``timers`` are critical: an error in any of them
+makes the whole answer an error (HTTP 503, exit status 1). The others report
+what an operator should fix without the service being down: a provider without
+a secret refuses that provider's deliveries only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from api.providers.base import Adapter
+from events.connector import Database
+from events.errors import ChainBroken, HookledgerError
+from events.queries import load
+from events.store import verify_chains
+from hookledger.migrations import discover
+from hookledger.secrets import SecretStore
+from hookledger.settings import Settings, parse_duration
+from scheduler.actions.config import ActionSettings
+from scheduler.actions.model import EMAIL_REMINDER, REFUND, ActionRequest
+from scheduler.actions.payments import AuthorizeNet
+from scheduler.actions.sendgrid import SendGrid
+from scheduler.cloudtasks import TaskQueue
+from scheduler.timers import QUERIES as TIMER_QUERIES
+
+QUERIES = load(Path(__file__).with_name("selftest.sql"))
+CRITICAL = frozenset({"datastore", "ledger", "timers"})
+SPOT_CHECK_STREAMS = 3
+# Timers overdue longer than this (beyond the reconciler's lag) mean nothing fires them.
+TIMERS_LATE_SECONDS = 300.0
+
+
+class Check(msgspec.Struct, frozen=True):
+    status: str
+    reason: str
+
+
+OK = "ok"
+SAFE_MODE = "safe_mode"
+DEGRADED = "degraded"
+ERROR = "error"
+
+
+class SelfTest:
+    """Runs every check against one process's configuration."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        providers: Mapping[str, Adapter],
+        actions: ActionSettings,
+        secrets: SecretStore,
+        queue: TaskQueue | None = None,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._providers = providers
+        self._actions = actions
+        self._secrets = secrets
+        self._queue = queue
+
+    async def run(self) -> dict[str, Any]:
+        """``{"status": ..., "checks": {name: {"status", "reason"}}}``."""
+        checks: dict[str, Check] = {
+            "datastore": await self._guard(self.datastore),
+            "ledger": await self._guard(self.ledger),
+        }
+        for name, adapter in sorted(self._providers.items()):
+            checks[f"inbound.{name}"] = inbound(adapter)
+        checks["outbound.sendgrid"] = outbound(self._actions, EMAIL_REMINDER)
+        checks["outbound.payments"] = outbound(self._actions, REFUND)
+        checks["timers"] = await self._guard(self.timers)
+        checks["exporter"] = await self._guard(self.exporter)
+        checks["secrets"] = self.secrets()
+        return {
+            "status": overall(checks),
+            "checks": {name: msgspec.structs.asdict(c) for name, c in checks.items()},
+        }
+
+    async def _guard(self, check: Any) -> Check:
+        try:
+            result: Check = await check()
+        except HookledgerError as exc:
+            return Check(ERROR, exc.detail or exc.code)
+        return result
+
+    async def datastore(self) -> Check:
+        known = {m.version: m.checksum for m in discover()}
+        applied = {r[0]: r[1] for r in await self._db.fetch_all(QUERIES["applied_migrations"])}
+        missing = sorted(set(known) - set(applied))
+        changed = sorted(v for v in set(known) & set(applied) if known[v] != applied[v])
+        if missing or changed:
+            return Check(ERROR, f"migrations not applied: {missing}, edited since: {changed}")
+        return Check(OK, f"database answers; {len(applied)} migrations applied")
+
+    async def ledger(self) -> Check:
+        rows = await self._db.fetch_all(QUERIES["recent_streams"], (SPOT_CHECK_STREAMS,))
+        events = 0
+        for (stream,) in rows:
+            try:
+                events += (await verify_chains(self._db, stream)).events
+            except ChainBroken as exc:
+                return Check(ERROR, f"hash chain broken: {exc.detail}")
+        return Check(OK, f"hash chains of the {len(rows)} latest streams verify ({events} events)")
+
+    async def timers(self) -> Check:
+        lag = 0.0
+        where = "postgres"
+        if self._queue is not None:
+            setting = "HOOKLEDGER_TASKS_RECONCILE_LAG"
+            lag = parse_duration(self._settings.tasks_reconcile_lag, setting).total_seconds()
+            state = await self._queue.check()
+            where = f"cloudtasks queue {state}"
+            if state != "RUNNING":
+                return Check(DEGRADED, f"{where}: tasks wait; the reconciler fires after {lag:g} s")
+        async with self._db.transaction() as session:
+            # The worker's own claim, taking nothing: it plans and runs.
+            await session.fetch_all(TIMER_QUERIES["claim_timers"], (lag, 0))
+            row = await session.fetch_one(QUERIES["overdue_timers"], (lag,))
+        count, oldest = (int(row[0]), float(row[1])) if row else (0, 0.0)
+        if count and oldest - lag > TIMERS_LATE_SECONDS:
+            return Check(DEGRADED, f"{where}; {count} timers overdue, the oldest by {oldest:.0f} s")
+        return Check(OK, f"{where}; {count} timers overdue")
+
+    async def exporter(self) -> Check:
+        row = await self._db.fetch_one(QUERIES["exporter_lag"])
+        if row is None:
+            return Check(OK, "not configured (no exporter.bigquery checkpoint)")
+        return Check(OK, f"at position {row[0]}, {row[1]} events behind the ledger")
+
+    def secrets(self) -> Check:
+        names = self._secrets.settings()
+        if self._secrets.failures:
+            failed = ", ".join(sorted(self._secrets.failures))
+            return Check(DEGRADED, f"last refresh failed for {failed}; the values held stay")
+        return Check(OK, f"{len(names)} secret settings held")
+
+
+def inbound(adapter: Adapter) -> Check:
+    if not adapter.secrets:
+        return Check(ERROR, f"no secret: every delivery is refused (set {adapter.secret_setting})")
+    return Check(OK, f"{len(adapter.secrets)} active secret value(s), {adapter.scheme}")
+
+
+# A made-up action: the request is built, never sent.
+_SAMPLE_PARAMS = {
+    "to": "selftest@example.com",
+    "order_id": "selftest",
+    "due_at": "2000-01-01T00:00:00+00:00",
+    "amount": "1.00",
+    "currency": "USD",
+    "transaction_id": "0",
+    "card_last4": "1111",
+}
+
+
+def outbound(actions: ActionSettings, kind: str) -> Check:
+    sample = ActionRequest.for_trigger(kind, "selftest", "selftest", _SAMPLE_PARAMS)
+    sender = SendGrid(actions) if kind == EMAIL_REMINDER else AuthorizeNet(actions)
+    try:
+        prepared = sender.prepare(sample)
+        msgspec.json.encode(prepared.request.redacted())
+    except (ValueError, TypeError) as exc:
+        return Check(ERROR, f"the request does not build: {type(exc).__name__}")
+    if actions.safe_mode:
+        return Check(SAFE_MODE, "safe mode: requests are recorded, not sent")
+    if prepared.missing:
+        return Check(ERROR, prepared.missing)
+    return Check(OK, "credentials present; the request builds")
+
+
+def overall(checks: Mapping[str, Check]) -> str:
+    """``error`` if a critical check failed; else ``degraded`` if any check is not
+    fine; else ``ok``."""
+    if any(c.status == ERROR for name, c in checks.items() if name in CRITICAL):
+        return ERROR
+    if any(c.status in (ERROR, DEGRADED) for c in checks.values()):
+        return DEGRADED
+    return OK
