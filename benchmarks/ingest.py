@@ -734,7 +734,9 @@ def _notes(result: RunResult, connections: int) -> list[str]:
     if result.wrk.wrapped:
         notes.append("wrk ran out of requests and replayed some (raise --requests)")
     if result.server.outcomes:
-        outcomes = ", ".join(f"{k}={v:,}" for k, v in sorted(result.server.outcomes.items()))
+        # Every provider's series exists from the start: show only what happened.
+        seen = {k: v for k, v in result.server.outcomes.items() if v}
+        outcomes = ", ".join(f"{k}={v:,}" for k, v in sorted(seen.items()))
         notes.append(f"server outcomes: {outcomes}")
     if result.exit_code not in (0, None):
         notes.append(f"server exit code {result.exit_code}")
