@@ -99,3 +99,16 @@ SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, pay
 FROM events
 WHERE stream LIKE 'order-%%' AND position <= %s AND abs(hashtext(stream) %% %s) = %s
 ORDER BY stream, stream_version
+
+-- name: regrant_projections
+-- Tables made LIKE the live ones do not inherit their grants: give the swapped-in
+-- tables the service role's rights again (as migration 0004 did).
+DO $$
+BEGIN
+    GRANT SELECT, INSERT, UPDATE, DELETE ON orders, verifications, countdowns, countdown_timers
+        TO hookledger_writer;
+EXCEPTION
+    WHEN undefined_object OR insufficient_privilege THEN
+        RAISE NOTICE 'projections not granted to hookledger_writer: %', SQLERRM;
+END
+$$

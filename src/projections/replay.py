@@ -170,6 +170,7 @@ async def _swap(db: Database, projections: Sequence[Projection], head: int) -> N
                 await projection.write(session, states)
         for projection in projections:
             await advance_checkpoint(session, projection.consumer_name, furthest)
+        await session.execute(QUERIES["regrant_projections"])
 
 
 @contextmanager
