@@ -122,55 +122,33 @@ def post_purchase_headers(
     }
 
 
-class ServerProcess:
-    """``hookledger serve`` in a subprocess, as an operator runs it."""
+class _CommandProcess:
+    """A ``hookledger`` command in a subprocess, its output kept in a log file."""
 
-    def __init__(
-        self,
-        database_url: str,
-        env: Mapping[str, str] | None = None,
-        args: Sequence[str] = (),
-    ) -> None:
-        self.args = list(args)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "HOOKLEDGER_DATABASE_URL": database_url,
-            "HOOKLEDGER_VERIFF_SECRET": VERIFF_SECRET,
-            "HOOKLEDGER_POST_PURCHASE_SECRET": POST_PURCHASE_SECRET,
-            "HOOKLEDGER_SHOPIFY_SECRET": SHOPIFY_SECRET,
-            "HOOKLEDGER_STRIPE_SECRET": STRIPE_SECRET,
-            "HOOKLEDGER_AUTHORIZENET_SECRET": AUTHORIZENET_SECRET,
-            "HOOKLEDGER_SENDGRID_PUBLIC_KEY": SENDGRID_PUBLIC_KEY,
-            "HOOKLEDGER_PROVIDERS_FILE": str(providers_file()),
-            # Intake tests count the ledger's rows: the countdown's own decisions
-            # would add to them. Tests of the background work switch it back on.
-            "HOOKLEDGER_BACKGROUND": "false",
-            **(env or {}),
-        }
+    name = "process"
+
+    def __init__(self, args: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+        self.command = [sys.executable, "-m", "hookledger.cli", *args]
+        self.env = env
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(tempfile.gettempdir()) / f"hookledger-test-server-{self.port}.log"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _launch(self, timeout: float) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hookledger.cli", "serve", "--port", str(self.port), *self.args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+                raise RuntimeError(f"{self.name} exited: {self.output()}")
+            if self._ready():
+                return
             time.sleep(0.05)
-        raise RuntimeError(f"server did not become ready: {self.output()}")
+        raise RuntimeError(f"{self.name} did not become ready: {self.output()}")
 
     def kill(self) -> None:
         """SIGKILL: no draining, no goodbye."""
@@ -194,52 +172,65 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class WorkerProcess:
+class ServerProcess(_CommandProcess):
+    """``hookledger serve`` in a subprocess, as an operator runs it."""
+
+    name = "server"
+
+    def __init__(
+        self,
+        database_url: str,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.args = list(args)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {
+            **os.environ,
+            "HOOKLEDGER_DATABASE_URL": database_url,
+            "HOOKLEDGER_VERIFF_SECRET": VERIFF_SECRET,
+            "HOOKLEDGER_POST_PURCHASE_SECRET": POST_PURCHASE_SECRET,
+            "HOOKLEDGER_SHOPIFY_SECRET": SHOPIFY_SECRET,
+            "HOOKLEDGER_STRIPE_SECRET": STRIPE_SECRET,
+            "HOOKLEDGER_AUTHORIZENET_SECRET": AUTHORIZENET_SECRET,
+            "HOOKLEDGER_SENDGRID_PUBLIC_KEY": SENDGRID_PUBLIC_KEY,
+            "HOOKLEDGER_PROVIDERS_FILE": str(providers_file()),
+            # Intake tests count the ledger's rows: the countdown's own decisions
+            # would add to them. Tests of the background work switch it back on.
+            "HOOKLEDGER_BACKGROUND": "false",
+            **(env or {}),
+        }
+        log_path = Path(tempfile.gettempdir()) / f"hookledger-test-server-{self.port}.log"
+        super().__init__(["serve", "--port", str(self.port), *self.args], environment, log_path)
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        self._launch(timeout)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class WorkerProcess(_CommandProcess):
     """``hookledger worker`` in a subprocess: projections, policy, timers, actions."""
 
+    name = "worker"
+
     def __init__(self, database_url: str, env: Mapping[str, str] | None = None) -> None:
-        self.env = {**os.environ, "HOOKLEDGER_DATABASE_URL": database_url, **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = (
-            Path(tempfile.gettempdir()) / f"hookledger-test-worker-{uuid.uuid4().hex}.log"
-        )
+        environment = {**os.environ, "HOOKLEDGER_DATABASE_URL": database_url, **(env or {})}
+        log_path = Path(tempfile.gettempdir()) / f"hookledger-test-worker-{uuid.uuid4().hex}.log"
+        super().__init__(["worker"], environment, log_path)
 
     def start(self, timeout: float = 20.0) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hookledger.cli", "worker"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.output()}")
-            if "hookledger worker running" in self.output():
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"worker did not start: {self.output()}")
+        self._launch(timeout)
+        return self
 
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def _ready(self) -> bool:
+        return "hookledger worker running" in self.output()
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
