@@ -9,12 +9,10 @@ the swap commits and the new ones after; no event is skipped or applied twice.
 from __future__ import annotations
 
 import asyncio
-import gc
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -65,8 +63,7 @@ async def replay(
                     QUERIES["create_shadow"], shadow=shadow_of(table.name), live=table.name
                 )
     try:
-        with _without_gc():
-            head, events, orders = await _build(db, projections, progress, parts)
+        head, events, orders = await _build(db, projections, progress, parts)
         await _swap(db, projections, head)
     except BaseException:
         async with db.transaction() as session:
@@ -171,17 +168,3 @@ async def _swap(db: Database, projections: Sequence[Projection], head: int) -> N
         for projection in projections:
             await advance_checkpoint(session, projection.consumer_name, furthest)
         await session.execute(QUERIES["regrant_projections"])
-
-
-@contextmanager
-def _without_gc() -> Iterator[None]:
-    """A rebuild makes millions of short-lived objects, freed by reference
-    counting (events hold no cycles); the cyclic collector would only rescan them
-    again and again, which took half the rebuild's time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
