@@ -12,7 +12,7 @@ import logging
 from typing import LiteralString
 
 from events.connector import Connection, Database
-from events.errors import Unavailable
+from events.errors import HookledgerError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,13 @@ class Wakeup:
             return
         try:
             listener = await self._db.connect(autocommit=True)
-            await listener.listen(self._channel)
         except Unavailable as exc:
+            log.warning("cannot listen", extra={"channel": self._channel, "error": exc.detail})
+            return
+        try:
+            await listener.listen(self._channel)
+        except HookledgerError as exc:
+            await listener.close()
             log.warning("cannot listen", extra={"channel": self._channel, "error": exc.detail})
             return
         self._listener = listener

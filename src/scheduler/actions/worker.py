@@ -12,9 +12,10 @@ import httpx
 import msgspec
 
 from events.appender import Appender
-from events.connector import Connection, Database, Session
-from events.errors import HookledgerError, Unavailable
+from events.connector import Database, Session
+from events.errors import Unavailable
 from events.model import NewEvent
+from events.wakeup import Wakeup
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.http import Prepared, Sender, Verdict, send
 from scheduler.actions.model import EMAIL_EXPIRED, EMAIL_REMINDER, REFUND, ClaimedAction
@@ -101,10 +102,10 @@ class ActionWorker:
         """Perform due actions until cancelled. Sleeps until the next retry is
         due, an enqueue's NOTIFY arrives, or ``poll_interval`` passes (a lost
         notification delays an action, never skips it)."""
-        listener: Connection | None = None
+        wakeup = Wakeup(self._db, CHANNEL)
         try:
             while True:
-                listener = await self._listening(listener)
+                await wakeup.listen()
                 timeout = self._poll_interval
                 try:
                     if await self.run_once() >= self._batch_size:
@@ -119,10 +120,9 @@ class ActionWorker:
                     # Keep going: the batch's rows were not moved on and will be
                     # claimed again; the log says why it failed.
                     log.exception("action batch failed")
-                listener = await self._wait(listener, timeout)
+                await wakeup.wait(timeout)
         finally:
-            if listener is not None:
-                await listener.close()
+            await wakeup.close()
 
     async def run_once(self, *, key: str | None = None) -> int:
         """Claim one batch of due actions (or the pending action ``key``, due or
@@ -215,31 +215,6 @@ class ActionWorker:
             log.warning("action failed, will retry", extra=extra)
         else:
             log.error("action dead-lettered", extra=extra)
-
-    async def _listening(self, listener: Connection | None) -> Connection | None:
-        if listener is not None and not listener.broken:
-            return listener
-        try:
-            listener = await self._db.connect(autocommit=True)
-        except Unavailable:
-            return None
-        try:
-            await listener.listen(CHANNEL)
-        except HookledgerError:
-            await listener.close()
-            return None
-        return listener
-
-    async def _wait(self, listener: Connection | None, timeout: float) -> Connection | None:
-        if listener is None:
-            await asyncio.sleep(timeout)
-            return None
-        try:
-            await listener.wait_notify(timeout)
-        except Unavailable:
-            await listener.close()
-            return None
-        return listener
 
 
 def _recorded(
