@@ -31,14 +31,6 @@ class Lease:
     def held(self) -> bool:
         return not self._conn.broken
 
-    async def check(self) -> bool:
-        """Ask the server whether the lease's connection is still alive."""
-        try:
-            await self._conn.session().execute(QUERIES["ping"])
-        except DatabaseUnavailable:
-            return False
-        return self.held
-
     async def release(self) -> None:
         """Let go of the lease (closing its connection would too)."""
         try:
