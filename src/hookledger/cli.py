@@ -217,11 +217,10 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from events.appender import Appender
     from events.connector import Database
-    from hookledger.background import Background
     from hookledger.logs import configure
     from hookledger.migrations import migrate
     from hookledger.secrets import SecretStore
-    from hookledger.wiring import action_settings, follow_action_secrets
+    from hookledger.wiring import action_settings, build_background
 
     configure(settings.log_level, settings.gcp_project)
 
@@ -235,8 +234,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         appender = Appender(db, max_batch=settings.max_batch)
         secrets = SecretStore.from_settings(settings)
         actions = action_settings(settings, secrets)
-        background = Background(settings, db, appender, actions, secrets=secrets)
-        follow_action_secrets(secrets, actions, background.actions)
+        background = build_background(settings, db, appender, secrets, actions)
         refresh = asyncio.create_task(secrets.run(), name="secrets")
         try:
             await migrate(db)

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
@@ -89,19 +90,12 @@ def build_services(
     services.selftest = SelfTest(settings, db, providers, action_config, secrets, queue).run
 
     background = (
-        Background(
-            settings,
-            db,
-            appender,
-            action_config,
-            observe_action=metrics.count_action,
-            secrets=secrets,
+        build_background(
+            settings, db, appender, secrets, action_config, observe_action=metrics.count_action
         )
         if settings.background
         else None
     )
-    if background is not None:
-        follow_action_secrets(secrets, action_config, background.actions)
     refresher: list[asyncio.Task[None]] = []
 
     async def start() -> None:
@@ -201,6 +195,24 @@ def action_settings(settings: Settings, secrets: SecretStore | None = None) -> A
         backoff_max_seconds=settings.action_backoff_max_seconds,
         timeout_seconds=settings.action_timeout_seconds,
     )
+
+
+def build_background(
+    settings: Settings,
+    db: Database,
+    appender: Appender,
+    secrets: SecretStore,
+    action_config: ActionSettings,
+    *,
+    observe_action: Callable[[str, str], None] | None = None,
+) -> Background:
+    """The background work of `serve` and `worker`, its action worker following
+    rotated outbound credentials."""
+    background = Background(
+        settings, db, appender, action_config, observe_action=observe_action, secrets=secrets
+    )
+    follow_action_secrets(secrets, action_config, background.actions)
+    return background
 
 
 class Reconfigurable(Protocol):
