@@ -3,7 +3,7 @@ from a fold of those orders' whole streams, so arrival order never matters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, LiteralString
@@ -151,13 +151,17 @@ class ProjectionConsumer:
         self.name = projection.consumer_name
 
     async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
-        relevant = self.projection.relevant
-        streams = sorted(
-            {e.stream for e in events if order_id_of(e.stream) is not None and relevant(e)}
-        )
+        streams = touched_orders(events, self.projection.relevant)
         if streams:
             states = await fold_streams(session, streams)
             await self.projection.write(session, states)
+
+
+def touched_orders(
+    events: Iterable[RecordedEvent], relevant: Callable[[RecordedEvent], bool]
+) -> list[str]:
+    """The order streams that ``relevant`` events of a batch belong to, sorted."""
+    return sorted({e.stream for e in events if order_id_of(e.stream) is not None and relevant(e)})
 
 
 async def fold_streams(session: Session, streams: Sequence[str]) -> list[OrderState]:

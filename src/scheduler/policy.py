@@ -13,7 +13,7 @@ from events.connector import Session
 from events.model import NewEvent, RecordedEvent
 from projections.facts import order_id_of
 from projections.fold import OrderState
-from projections.projectors import QUERIES, group_by_order
+from projections.projectors import QUERIES, group_by_order, touched_orders
 from scheduler.actions.model import ActionRequest
 from scheduler.actions.queue import enqueue
 from scheduler.countdown import CountdownConfig, on_events
@@ -52,13 +52,7 @@ class CountdownPolicy:
 
     async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
         # Action outcomes and email events decide nothing: pass them over unread.
-        streams = sorted(
-            {
-                e.stream
-                for e in events
-                if order_id_of(e.stream) is not None and e.type.startswith(DECIDING)
-            }
-        )
+        streams = touched_orders(events, lambda e: e.type.startswith(DECIDING))
         if not streams:
             return
         rows = await session.fetch_all(QUERIES["read_order_streams"], (streams,))
