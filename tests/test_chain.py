@@ -194,15 +194,23 @@ def test_verify_stream_cannot_see_a_truncated_tail_so_callers_compare_the_count(
     assert verify_stream(chain[:-1]) == len(chain) - 1
 
 
+def swap_two(
+    chain: list[RecordedEvent], data: st.DataObject
+) -> tuple[int, int, list[RecordedEvent]]:
+    """The chain with two events (indexes i < j) swapped."""
+    i = data.draw(st.integers(0, len(chain) - 2))
+    j = data.draw(st.integers(i + 1, len(chain) - 1))
+    swapped = list(chain)
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    return i, j, swapped
+
+
 @EXAMPLES
 @given(chain=long_chains, data=st.data())
 def test_verify_stream_rejects_swapping_two_events(
     chain: list[RecordedEvent], data: st.DataObject
 ) -> None:
-    i = data.draw(st.integers(0, len(chain) - 2))
-    j = data.draw(st.integers(i + 1, len(chain) - 1))
-    swapped = list(chain)
-    swapped[i], swapped[j] = swapped[j], swapped[i]
+    i, j, swapped = swap_two(chain, data)
     with pytest.raises(ChainBroken) as caught:
         verify_stream(swapped)
     assert caught.value.version == i + 1
@@ -214,10 +222,7 @@ def test_verify_stream_rejects_swapping_two_events(
 def test_verify_stream_rejects_swapping_two_events_even_with_versions_renumbered(
     chain: list[RecordedEvent], data: st.DataObject
 ) -> None:
-    i = data.draw(st.integers(0, len(chain) - 2))
-    j = data.draw(st.integers(i + 1, len(chain) - 1))
-    swapped = list(chain)
-    swapped[i], swapped[j] = swapped[j], swapped[i]
+    i, _, swapped = swap_two(chain, data)
     renumbered = [
         msgspec.structs.replace(event, stream_version=version)
         for version, event in enumerate(swapped, start=1)
