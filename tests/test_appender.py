@@ -6,15 +6,18 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.appender import Appender, write
-from events.connector import Connection, Database, Row, SecondPhase, Statement
+from events.appender import OPTIMISTIC_ATTEMPTS, Appender, write
+from events.connector import Connection, Database, Row, Session
 from events.errors import AppenderStopped, DatabaseUnavailable
+from events.queries import QUERIES
 from events.store import read_after, read_stream, verify_chains
 from tests.factories import new_event
 
@@ -181,39 +184,94 @@ async def test_writer_role_may_append_but_never_change_events(
 
 
 class _RacedOnce:
-    """A write target that lets another writer move the stream head between
-    the batch's two round trips, once."""
+    """A connection on which another writer appends to the stream after the
+    batch's first read of its state, before its insert."""
 
-    def __init__(self, conn: Connection, db: Database) -> None:
+    def __init__(self, conn: Connection, db: Database, *, races: int = 1) -> None:
         self.conn = conn
         self.db = db
-        self.calls = 0
+        self.races = races
+        self.reads = 0
 
-    async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
-        self.calls += 1
-        if self.calls > 1:
-            return await self.conn.two_phase(first, then)
-        seen: list[list[Row]] = []
+    def session(self) -> _RacingSession:
+        return _RacingSession(self, self.conn.session())
 
-        def keep(rows: list[list[Row]]) -> list[Statement]:
-            seen.extend(rows)
-            return []
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        return self.conn.transaction()
 
-        await self.conn.two_phase(first, keep)
-        await write(self.db, [new_event(stream="order-raced", event_id="intruder")])
-        return await self.conn.two_phase([], lambda _: then(seen))
+
+class _RacingSession:
+    def __init__(self, owner: _RacedOnce, inner: Session) -> None:
+        self.owner = owner
+        self.inner = inner
+
+    async def fetch_all(
+        self, query: LiteralString, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> list[Row]:
+        rows = await self.inner.fetch_all(query, params, binary=binary)
+        if query == QUERIES["read_batch_state"]:
+            self.owner.reads += 1
+            if self.owner.reads <= self.owner.races:
+                intruder = new_event(stream="order-raced", event_id=f"intruder-{self.owner.reads}")
+                await write(self.owner.db, [intruder])
+        return rows
 
 
 async def test_a_head_moved_by_another_writer_is_detected_and_the_batch_prepared_again(
     db: Database,
 ) -> None:
-    conn = await db.connect()
+    conn = await db.connect(autocommit=True)
     target = _RacedOnce(conn, db)
     [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
     await conn.close()
 
-    assert target.calls == 2
+    assert target.reads == 2
     recorded = await read_stream(db, "order-raced")
-    assert [(e.event_id, e.stream_version) for e in recorded] == [("intruder", 1), ("mine", 2)]
+    assert [(e.event_id, e.stream_version) for e in recorded] == [("intruder-1", 1), ("mine", 2)]
     assert outcome.position == recorded[1].position
     await verify_chains(db)
+
+
+async def test_a_writer_that_keeps_losing_races_takes_the_lock_before_reading(
+    db: Database,
+) -> None:
+    conn = await db.connect(autocommit=True)
+    # Every optimistic attempt is raced; the locked one cannot be (the intruder
+    # would wait for the lock), so it is not raced here.
+    target = _RacedOnce(conn, db, races=OPTIMISTIC_ATTEMPTS)
+    [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
+    await conn.close()
+
+    assert target.reads == OPTIMISTIC_ATTEMPTS  # the locked read went through conn.transaction()
+    recorded = await read_stream(db, "order-raced")
+    assert [e.event_id for e in recorded][-1] == "mine"
+    assert [e.stream_version for e in recorded] == list(range(1, OPTIMISTIC_ATTEMPTS + 2))
+    assert outcome.position == recorded[-1].position
+    await verify_chains(db)
+
+
+_DIRECT_INSERT = """INSERT INTO events (provider, event_id, stream, stream_version, type,
+    recorded_at, payload, raw, prev_hash, hash)
+VALUES ('direct', %s, 'order-direct', %s, 'test', now(), '{}', '', %s, %s)"""
+
+
+async def test_any_insert_into_events_waits_for_the_append_lock_and_moves_its_stream_head(
+    database_url: str,
+) -> None:
+    with (
+        psycopg.connect(database_url) as holder,
+        psycopg.connect(database_url, autocommit=True) as writer,
+    ):
+        holder.execute(QUERIES["take_append_lock"])
+        writer.execute("SET lock_timeout = '200ms'")
+        # Not written by the appender, still serialised with every other append.
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            writer.execute(_DIRECT_INSERT, ("first", 1, "0" * 64, "a" * 64))
+        holder.rollback()
+
+        writer.execute(_DIRECT_INSERT, ("first", 1, "0" * 64, "a" * 64))
+        writer.execute(_DIRECT_INSERT, ("second", 2, "a" * 64, "b" * 64))
+        head = writer.execute(
+            "SELECT version, last_hash FROM streams WHERE stream = 'order-direct'"
+        ).fetchone()
+    assert head == (2, "b" * 64)

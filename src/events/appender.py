@@ -9,11 +9,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
 from events.chain import GENESIS, event_hash
-from events.connector import Connection, Database, Row, Statement
+from events.connector import Connection, Database, Row, Session
 from events.errors import (
     AppenderStopped,
     DatabaseRefused,
@@ -161,7 +162,7 @@ class Appender:
     async def _connection(self) -> Connection:
         if self._conn is None or self._conn.broken:
             await self._drop_connection()
-            self._conn = await self._db.connect()
+            self._conn = await self._db.connect(autocommit=True)
         return self._conn
 
     async def _drop_connection(self) -> None:
@@ -189,54 +190,70 @@ OPTIMISTIC_ATTEMPTS = 3
 
 
 async def write(target: Connection | Database, events: Sequence[NewEvent]) -> list[AppendOutcome]:
-    """Append ``events`` in one transaction of two round trips, in order.
+    """Append ``events`` atomically, in order (on a pooled connection when given
+    the database; a dedicated connection must be in autocommit).
 
-    The first round trip reads which keys are recorded and where the streams'
-    chains end; the second takes the global append lock, inserts, and commits. So
-    the lock is held only while Postgres works, never while this process
-    computes. When another process appended to one of the streams (or recorded
-    one of the keys) meanwhile, the unique constraints refuse the insert and the
-    batch is prepared again; after a few such races the lock is taken in the
-    first round trip already, which cannot race.
+    One statement reads which keys are recorded and where the streams' chains
+    end; one INSERT writes the batch as its own transaction. The database takes
+    the append lock and moves the stream heads inside that INSERT (migration
+    0007), so the lock is held only while Postgres works, never while this
+    process computes. When another process appended to one of the streams (or
+    recorded one of the keys) in between, the unique constraints refuse the
+    insert and the batch is prepared again; after a few such races the lock is
+    taken before the read, in one transaction, which cannot race.
     """
-    for attempt in range(1, OPTIMISTIC_ATTEMPTS + 2):
-        batch = _BatchWrite(events, locked_read=attempt > OPTIMISTIC_ATTEMPTS)
+    if isinstance(target, Database):
+        async with target.connection() as conn:
+            return await write(conn, events)
+    for _ in range(OPTIMISTIC_ATTEMPTS):
+        session = target.session()
+        batch = _BatchWrite(events)
+        batch.learn(await session.fetch_all(QUERIES["read_batch_state"], batch.read_params()))
         try:
-            rows = await target.two_phase(batch.first_phase(), batch.second_phase)
+            rows = await batch.insert(session)
         except WriteConflict:
-            if batch.locked_read:
-                raise
             continue
         return batch.outcomes(rows)
-    raise AssertionError("unreachable: the locked attempt returns or raises")
+    async with target.transaction() as session:
+        await session.execute(QUERIES["take_append_lock"])
+        batch = _BatchWrite(events)
+        batch.learn(await session.fetch_all(QUERIES["read_batch_state"], batch.read_params()))
+        rows = await batch.insert(session)
+    return batch.outcomes(rows)
+
+
+_encode_rows = msgspec.json.Encoder().encode
 
 
 class _BatchWrite:
-    """One batch: what to ask first, what to write then, what to answer."""
+    """One batch: what to read first, what to insert then, what to answer."""
 
-    def __init__(self, events: Sequence[NewEvent], *, locked_read: bool) -> None:
+    def __init__(self, events: Sequence[NewEvent]) -> None:
         self.events = events
-        self.locked_read = locked_read
-        self.streams = sorted({e.stream for e in events})
         self.recorded: dict[Key, tuple[int, bytes]] = {}
+        self.heads: dict[str, tuple[int, str]] = {}
         self.digests: dict[Key, bytes] = {}
 
-    def first_phase(self) -> list[Statement]:
-        providers = [e.provider for e in self.events]
-        event_ids = [e.event_id for e in self.events]
-        reads: list[Statement] = [
-            (QUERIES["find_recorded"], (providers, event_ids)),
-            (QUERIES["read_stream_heads"], (self.streams,)),
-        ]
-        return [(QUERIES["take_append_lock"], ()), *reads] if self.locked_read else reads
+    def read_params(self) -> tuple[list[str], list[str], list[str]]:
+        return (
+            [e.provider for e in self.events],
+            [e.event_id for e in self.events],
+            sorted({e.stream for e in self.events}),
+        )
 
-    def second_phase(self, rows: list[list[Row]]) -> list[Statement]:
-        found, heads = rows[-2:]
-        self.recorded = {(r[0], r[1]): (r[2], bytes(r[3])) for r in found}
-        head: dict[str, tuple[int, str]] = {r[0]: (r[1], r[2]) for r in heads}
+    def learn(self, state: list[Row]) -> None:
+        for kind, name, detail, number, digest in state:
+            if kind == "recorded":
+                self.recorded[name, detail] = (number, bytes(digest))
+            else:
+                self.heads[name] = (number, detail)
+
+    async def insert(self, session: Session) -> list[Row]:
+        """Insert the events not recorded yet; their (position, provider, event_id)."""
+        head = dict(self.heads)
         recorded_at = datetime.now(UTC)
-
-        columns: list[list[object]] = [[] for _ in range(12)]
+        self.digests = {}
+        rows: list[dict[str, Any]] = []
         for event in self.events:
             key = (event.provider, event.event_id)
             if key in self.recorded or key in self.digests:
@@ -257,27 +274,22 @@ class _BatchWrite:
                 raw_sha256=digest.hex(),
             )
             head[event.stream] = (version, hash_)
-            row = (
-                event.provider, event.event_id, event.stream, version, event.type,
-                event.occurred_at, recorded_at, event.payload_json.decode(), event.raw,
-                msgspec.json.encode(event.metadata).decode(), prev_hash, hash_,
-            )  # fmt: skip
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        if not self.digests:
+            # The keys are insert_events' column names; the raw bytes go as base64.
+            row = {
+                "provider": event.provider, "event_id": event.event_id, "stream": event.stream,
+                "stream_version": version, "type": event.type, "occurred_at": event.occurred_at,
+                "recorded_at": recorded_at, "payload": msgspec.Raw(event.payload_json),
+                "raw": event.raw, "metadata": event.metadata, "prev_hash": prev_hash,
+                "hash": hash_,
+            }  # fmt: skip
+            rows.append(row)
+        if not rows:
             return []
-        touched = sorted(set(columns[2]), key=str)
-        versions = [head[str(s)][0] for s in touched]
-        hashes = [head[str(s)][1] for s in touched]
-        return [
-            (QUERIES["take_append_lock"], ()),
-            (QUERIES["insert_events"], columns),
-            (QUERIES["upsert_stream_heads"], (touched, versions, hashes)),
-            (QUERIES["notify_appended"], ("",)),
-        ]
+        document = _encode_rows(rows).decode()
+        return await session.fetch_all(QUERIES["insert_events"], (document,))
 
-    def outcomes(self, rows: list[list[Row]]) -> list[AppendOutcome]:
-        positions: dict[Key, int] = {(r[1], r[2]): r[0] for r in rows[1]} if rows else {}
+    def outcomes(self, rows: list[Row]) -> list[AppendOutcome]:
+        positions: dict[Key, int] = {(r[1], r[2]): r[0] for r in rows}
         outcomes: list[AppendOutcome] = []
         answered: set[Key] = set()
         for event in self.events:

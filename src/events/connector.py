@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 set_json_loads(msgspec.json.decode)
 
 Row = tuple[Any, ...]
-Statement = tuple[LiteralString, Sequence[Any]]
 
 # Errors after which the connection (or the server) cannot be trusted: the caller
 # may retry later. Everything else is the database refusing what we sent.
@@ -145,40 +144,6 @@ class Session:
                     rows = await following
 
 
-SecondPhase = Callable[[list[list[Row]]], Sequence[Statement]]
-
-
-async def _queue(
-    conn: psycopg.AsyncConnection[TupleRow], statements: Sequence[Statement]
-) -> list[psycopg.AsyncCursor[TupleRow]]:
-    cursors = []
-    for query, params in statements:
-        cur = conn.cursor()
-        await cur.execute(query, params, prepare=_prepare(query))
-        cursors.append(cur)
-    return cursors
-
-
-async def _rows(cursors: list[psycopg.AsyncCursor[TupleRow]]) -> list[list[Row]]:
-    return [await cur.fetchall() if cur.description else [] for cur in cursors]
-
-
-async def _two_phase(
-    conn: psycopg.AsyncConnection[TupleRow], first: Sequence[Statement], then: SecondPhase
-) -> list[list[Row]]:
-    async with _translated():
-        async with conn.pipeline() as pipeline:
-            async with conn.transaction():
-                queued = await _queue(conn, first)
-                # Inside BEGIN, a sync ends nothing: it only brings the results back.
-                await pipeline.sync()
-                first_rows = await _rows(queued)
-                second = await _queue(conn, then(first_rows))
-            # The COMMIT was queued behind the second phase: one sync sends both.
-            await pipeline.sync()
-        return await _rows(second)
-
-
 class Database:
     """A pool for ordinary work, plus dedicated connections for long-lived jobs."""
 
@@ -242,10 +207,16 @@ class Database:
         async with self.transaction() as session:
             return await session.fetch_all(query, params, binary=binary)
 
-    async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
-        """One transaction on a pooled connection; see ``Connection.two_phase``."""
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection in autocommit, lent for a while, as a ``Connection``."""
         async with _translated(), self._pool.connection() as conn:
-            return await _two_phase(conn, first, then)
+            await conn.set_autocommit(True)
+            try:
+                yield Connection(conn)
+            finally:
+                if not (conn.broken or conn.closed):  # a lost one is dropped by the pool
+                    await conn.set_autocommit(False)
 
     async def fetch_one(self, query: LiteralString, params: Sequence[Any] = ()) -> Row | None:
         async with self.transaction() as session:
@@ -269,12 +240,6 @@ class Connection:
     async def transaction(self) -> AsyncIterator[Session]:
         async with _translated(), self._conn.transaction():
             yield Session(self._conn)
-
-    async def two_phase(self, first: Sequence[Statement], then: SecondPhase) -> list[list[Row]]:
-        """One transaction in two round trips: ``first`` is sent and its rows read;
-        ``then`` builds the second phase from them, sent together with the COMMIT.
-        Returns the second phase's rows."""
-        return await _two_phase(self._conn, first, then)
 
     def session(self) -> Session:
         """Statements outside an explicit transaction (autocommit connections)."""

@@ -5,40 +5,38 @@
 
 -- name: take_append_lock
 -- Appends are serialised across processes: positions then commit in order, so
--- a reader of "position > cursor" can never skip a late-committing event.
+-- a reader of "position > cursor" can never skip a late-committing event. Every
+-- INSERT into events takes this lock by itself (migration 0007); a writer takes
+-- it explicitly only to hold it from its reads on.
 SELECT pg_advisory_xact_lock(7254910833)
 
--- name: find_recorded [unprepared]
-SELECT e.provider, e.event_id, e.position, sha256(e.raw) AS raw_digest
+-- name: read_batch_state [unprepared]
+-- What a batch must know before it is written, in one round trip: which of its
+-- keys are recorded already ('recorded': provider, event_id, position, body
+-- digest) and where its streams' chains end ('head': stream, last hash, version).
+SELECT 'recorded' AS kind, e.provider AS name, e.event_id AS detail, e.position AS number,
+       sha256(e.raw) AS digest
 FROM events AS e
 JOIN unnest(%b::text[], %b::text[]) AS k(provider, event_id)
   ON e.provider = k.provider AND e.event_id = k.event_id
-
--- name: read_stream_heads [unprepared]
-SELECT stream, version, last_hash
+UNION ALL
+SELECT 'head', stream, last_hash, version, NULL
 FROM streams
 WHERE stream = ANY(%b::text[])
 
 -- name: insert_events
+-- The batch is one JSON array of row objects: one parameter, encoded in C by
+-- msgspec, where a dozen binary arrays cost more to build than the rest of the
+-- batch. The raw bodies travel as base64.
 INSERT INTO events (provider, event_id, stream, stream_version, type, occurred_at,
                     recorded_at, payload, raw, metadata, prev_hash, hash)
 SELECT provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload::jsonb, raw, metadata::jsonb, prev_hash, hash
-FROM unnest(%b::text[], %b::text[], %b::text[], %b::int8[], %b::text[], %b::timestamptz[],
-            %b::timestamptz[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[])
-     AS t(provider, event_id, stream, stream_version, type, occurred_at,
-          recorded_at, payload, raw, metadata, prev_hash, hash)
+       recorded_at, payload, decode(raw, 'base64'), metadata, prev_hash, hash
+FROM jsonb_to_recordset(%s::jsonb)
+     AS t(provider text, event_id text, stream text, stream_version int8, type text,
+          occurred_at timestamptz, recorded_at timestamptz, payload jsonb, raw text,
+          metadata jsonb, prev_hash text, hash text)
 RETURNING position, provider, event_id
-
--- name: upsert_stream_heads
-INSERT INTO streams (stream, version, last_hash, updated_at)
-SELECT stream, version, last_hash, now()
-FROM unnest(%b::text[], %b::int8[], %b::text[]) AS t(stream, version, last_hash)
-ON CONFLICT (stream) DO UPDATE
-SET version = excluded.version, last_hash = excluded.last_hash, updated_at = excluded.updated_at
-
--- name: notify_appended
-SELECT pg_notify('hookledger_events', %s)
 
 -- name: read_after
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
