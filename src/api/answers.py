@@ -45,7 +45,6 @@ def answer(
         counted = counted[1:]
     kinds = [outcome_of(outcome) for _, outcome in counted]
     for (event, outcome), kind in zip(counted, kinds, strict=True):
-        metrics.webhook_events.labels(provider, kind).inc()
         if kind == "conflict":
             log.warning(
                 "event id reused with a different body",
@@ -56,7 +55,7 @@ def answer(
         delivery_kind = "recorded"
     else:
         delivery_kind = "conflict" if "conflict" in kinds else "duplicate"
-    metrics.webhooks.labels(provider, delivery_kind).inc()
+    metrics.accepted(provider, delivery_kind, kinds)
     if not batch:
         return _event_answer(outcomes[0])
     return {

@@ -4,7 +4,7 @@ up; echoed as X-Request-ID and available to logs and event metadata."""
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,7 +21,7 @@ def pick_correlation_id(request_id: str | None, trace_context: str | None) -> st
         trace = trace_context.split("/", 1)[0]
         if _SAFE.match(trace):
             return trace
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 _TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([01]))?$")

@@ -87,6 +87,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Labelled series looked up once: labels() takes a lock and builds a key
+        # on every call, and the intake counts each delivery and each event.
+        self._deliveries: dict[tuple[str, str], Counter] = {}
+        self._events: dict[tuple[str, str], Counter] = {}
+
+    def accepted(self, provider: str, delivery: str, events: Iterable[str]) -> None:
+        """Count a verified delivery by its outcome, and each of its events by theirs."""
+        _series(self._deliveries, self.webhooks, provider, delivery).inc()
+        for kind in events:
+            _series(self._events, self.webhook_events, provider, kind).inc()
+
     def count_action(self, kind: str, outcome: str) -> None:
         self.actions.labels(kind, outcome).inc()
 
@@ -125,6 +136,15 @@ class Metrics:
             scraped.register(_LagCollector(lags))
             text += generate_latest(scraped)
         return text
+
+
+def _series(
+    cache: dict[tuple[str, str], Counter], counter: Counter, provider: str, outcome: str
+) -> Counter:
+    series = cache.get((provider, outcome))
+    if series is None:
+        series = cache[provider, outcome] = counter.labels(provider, outcome)
+    return series
 
 
 class _LagCollector(Collector):

@@ -162,7 +162,7 @@ class Appender:
     async def _connection(self) -> Connection:
         if self._conn is None or self._conn.broken:
             await self._drop_connection()
-            self._conn = await self._db.connect(autocommit=True)
+            self._conn = await self._db.connect_writer()
         return self._conn
 
     async def _drop_connection(self) -> None:

@@ -17,7 +17,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import set_json_loads
 
 from events.errors import DatabaseRefused, DatabaseUnavailable, WriteConflict
-from events.queries import UNPREPARED
+from events.queries import QUERIES, UNPREPARED
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +74,33 @@ async def _translated() -> AsyncIterator[None]:
 class Session:
     """One connection inside one transaction (or autocommit), driver hidden."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    def __init__(
+        self, conn: psycopg.AsyncConnection[TupleRow], *, prepare_all: bool = False
+    ) -> None:
         self._conn = conn
+        self._prepare_all = prepare_all
+
+    def _prepare(self, query: str) -> bool | None:
+        return None if self._prepare_all else _prepare(query)
 
     async def execute(self, query: LiteralString, params: Sequence[Any] = ()) -> None:
         async with _translated():
             # Without parameters the simple protocol runs, which allows several statements.
-            await self._conn.execute(query, params or None, prepare=_prepare(query))
+            await self._conn.execute(query, params or None, prepare=self._prepare(query))
 
     async def fetch_all(
         self, query: LiteralString, params: Sequence[Any] = (), *, binary: bool = False
     ) -> list[Row]:
         """All rows; ``binary`` asks for binary results (cheaper to parse for bulk reads)."""
         async with _translated():
-            cur = await self._conn.execute(query, params, prepare=_prepare(query), binary=binary)
+            cur = await self._conn.execute(
+                query, params, prepare=self._prepare(query), binary=binary
+            )
             return await cur.fetchall()
 
     async def fetch_one(self, query: LiteralString, params: Sequence[Any] = ()) -> Row | None:
         async with _translated():
-            cur = await self._conn.execute(query, params, prepare=_prepare(query))
+            cur = await self._conn.execute(query, params, prepare=self._prepare(query))
             return await cur.fetchone()
 
     async def import_snapshot(self, snapshot: str) -> None:
@@ -192,6 +200,25 @@ class Database:
             )
         return Connection(conn)
 
+    async def connect_writer(self) -> Connection:
+        """A connection of its own for appends: autocommit, and every query prepared.
+
+        Even the queries marked ``[unprepared]`` are, because this connection
+        plans with sequential scans off: a plan made while the ledger was small
+        cannot become a scan of the whole ledger once it has grown, and a batch
+        saves the planning of its read.
+        """
+        async with _translated():
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, **self._connect_kwargs
+            )
+            try:
+                await conn.execute(QUERIES["plan_with_indexes"])
+            except BaseException:
+                await conn.close()
+                raise
+        return Connection(conn, prepare_all=True)
+
     @asynccontextmanager
     async def dedicated(self, *, autocommit: bool = False) -> AsyncIterator[Connection]:
         """A connection of its own, outside the pool, closed on exit."""
@@ -226,8 +253,11 @@ class Database:
 class Connection:
     """A dedicated connection: transactions on demand, and LISTEN."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    def __init__(
+        self, conn: psycopg.AsyncConnection[TupleRow], *, prepare_all: bool = False
+    ) -> None:
         self._conn = conn
+        self._prepare_all = prepare_all
 
     @property
     def broken(self) -> bool:
@@ -239,11 +269,11 @@ class Connection:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         async with _translated(), self._conn.transaction():
-            yield Session(self._conn)
+            yield Session(self._conn, prepare_all=self._prepare_all)
 
     def session(self) -> Session:
         """Statements outside an explicit transaction (autocommit connections)."""
-        return Session(self._conn)
+        return Session(self._conn, prepare_all=self._prepare_all)
 
     async def listen(self, channel: LiteralString) -> None:
         async with _translated():

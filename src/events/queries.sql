@@ -10,6 +10,12 @@
 -- it explicitly only to hold it from its reads on.
 SELECT pg_advisory_xact_lock(7254910833)
 
+-- name: plan_with_indexes
+-- Set on the appender's connections, which prepare every query (see
+-- Database.connect_writer): their plans keep to the indexes however small the
+-- ledger was when they were made.
+SET enable_seqscan = off
+
 -- name: read_batch_state [unprepared]
 -- What a batch must know before it is written, in one round trip: which of its
 -- keys are recorded already ('recorded': provider, event_id, position, body

@@ -191,6 +191,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers if args.workers > 1 else None,
             access_log=False,
+            # Nothing here reads the client's address, and behind Cloud Run's front
+            # end the forwarding headers come from an address uvicorn would not
+            # trust anyway: skip that middleware on every request.
+            proxy_headers=False,
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=30,
