@@ -275,3 +275,17 @@ async def test_any_insert_into_events_waits_for_the_append_lock_and_moves_its_st
             "SELECT version, last_hash FROM streams WHERE stream = 'order-direct'"
         ).fetchone()
     assert head == (2, "b" * 64)
+
+
+async def test_bodies_are_compressed_with_lz4_where_the_server_has_it(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        available = conn.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).fetchone()
+        methods = conn.execute(
+            "SELECT attname, attcompression FROM pg_attribute"
+            " WHERE attrelid = 'events'::regclass AND attname IN ('payload', 'raw', 'metadata')"
+        ).fetchall()
+    # Without lz4 the migration leaves the default ('' = pglz) and says so.
+    expected = "l" if available == (True,) else ""
+    assert sorted(methods) == [("metadata", expected), ("payload", expected), ("raw", expected)]
