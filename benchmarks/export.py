@@ -37,7 +37,7 @@ from benchmarks.ingest import (
     _decision_body,
     _order_body,
     admin_url,
-    machine_busy_seconds,
+    machine_seconds,
     postgres_context,
     with_database,
 )
@@ -182,7 +182,7 @@ class Run:
 
     def execute(self) -> Run:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        busy = machine_busy_seconds()
+        busy = machine_seconds()[0]
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "hookledger.cli", "export", *self.args],
@@ -193,7 +193,7 @@ class Run:
         )
         self.wall = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.machine = (machine_busy_seconds() - busy) / self.wall
+        self.machine = (machine_seconds()[0] - busy) / self.wall
         self.cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / self.wall
         if done.returncode != 0:
             raise RuntimeError(f"{self.label} failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -63,6 +63,7 @@ WRK_TIMEOUT = "10s"  # well above any healthy latency, so slow requests are meas
 # The kernel's loopback networking, billed to no process, takes about 0.1 core on a
 # quiet machine; beyond this, other work competed with the benchmark for the CPUs.
 NOISY_CORES = 0.25
+SPEED_STEPS = 2_000_000
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -86,6 +87,7 @@ class CpuSnapshot:
     """Cumulative CPU seconds, to subtract: who used the cores during the run."""
 
     machine: float
+    stolen: float
     server: dict[int, float]
     postgres: dict[int, float]
     children: float
@@ -93,8 +95,10 @@ class CpuSnapshot:
     @classmethod
     def take(cls, server_pids: Sequence[int], database_url: str) -> CpuSnapshot:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy, stolen = machine_seconds()
         return cls(
-            machine=machine_busy_seconds(),
+            machine=busy,
+            stolen=stolen,
             server=process_cpu(server_pids),
             postgres=process_cpu(backend_pids(database_url)),
             children=usage.ru_utime + usage.ru_stime,
@@ -109,6 +113,7 @@ class CpuUse:
     postgres: float
     wrk: float
     machine: float
+    stolen: float
 
     @classmethod
     def between(cls, before: CpuSnapshot, after: CpuSnapshot, seconds: float) -> CpuUse:
@@ -121,12 +126,14 @@ class CpuUse:
             # wrk is the only child waited for in between.
             wrk=(after.children - before.children) / seconds,
             machine=(after.machine - before.machine) / seconds,
+            stolen=(after.stolen - before.stolen) / seconds,
         )
 
     @property
     def others(self) -> float:
-        """Other users' work, and kernel time (loopback networking) billed to no process."""
-        return max(0.0, self.machine - self.server - self.postgres - self.wrk)
+        """Other work on this machine (Postgres' own background processes included),
+        and kernel time (loopback networking) billed to no process."""
+        return max(0.0, self.machine - self.stolen - self.server - self.postgres - self.wrk)
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,7 @@ class RunResult:
     log_counts: dict[str, int]
     log_messages: list[tuple[str, int]]
     exit_code: int | None
+    speed: float
 
     @property
     def rate(self) -> float:
@@ -412,11 +420,26 @@ def process_cpu(pids: Sequence[int]) -> dict[int, float]:
     return used
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds spent on anything but idling, over all cores, since boot."""
+def machine_seconds() -> tuple[float, float]:
+    """CPU seconds since boot, over all cores: spent on anything but idling, and of
+    those, stolen by the hypervisor for other guests (a shared VM's noise)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle, iowait = fields[3], fields[4]
-    return (sum(fields) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    idle, iowait, steal = fields[3], fields[4], fields[7]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle - iowait) / ticks, steal / ticks
+
+
+def python_speed() -> float:
+    """Millions of steps per second of a plain Python loop, best of three: how fast
+    one core of this machine is right now (shared machines vary by half or more)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for step in range(SPEED_STEPS):
+            total += step
+        best = min(best, time.perf_counter() - started)
+    return SPEED_STEPS / best / 1e6
 
 
 def backend_pids(url: str) -> list[int]:
@@ -614,6 +637,7 @@ def run(
     args: argparse.Namespace,
 ) -> RunResult:
     slug = "group" if group_commit else "single"
+    speed = python_speed()
     with scratch_database(server_url) as url:
         server = Server(url, args.workers, group_commit, workdir / f"server-{slug}.log")
         total = args.requests or max(MIN_REQUESTS, args.duration * REQUESTS_PER_SECOND_BUDGET)
@@ -650,7 +674,7 @@ def run(
         events = count_events(url)
     counts, messages = summarise_log(server.log)
     cpu = CpuUse.between(before, after, measured.seconds)
-    return RunResult(label, events, measured, sample, cpu, counts, messages, exit_code)
+    return RunResult(label, events, measured, sample, cpu, counts, messages, exit_code, speed)
 
 
 # -- report ------------------------------------------------------------------------
@@ -696,6 +720,8 @@ def report(group: RunResult, single: RunResult, args: argparse.Namespace, contex
     add("CPU cores: Postgres backends", lambda r: f"{r.cpu.postgres:.2f}")
     add("CPU cores: wrk", lambda r: f"{r.cpu.wrk:.2f}")
     add("CPU cores: everything else", lambda r: f"{r.cpu.others:.2f}")
+    add("CPU cores: stolen by the hypervisor", lambda r: f"{r.cpu.stolen:.2f}")
+    add("one core's speed (M Python steps/s)", lambda r: f"{r.speed:.1f}")
     add("mean commit batch (events)", lambda r: optional(r.server.mean_batch, ".1f"))
     add("mean commit batch time (ms)", lambda r: optional(r.server.mean_batch_ms, ".2f"))
     add("measured seconds", lambda r: f"{r.wrk.seconds:.1f}")
@@ -726,8 +752,11 @@ def report(group: RunResult, single: RunResult, args: argparse.Namespace, contex
 
 def _notes(result: RunResult, connections: int) -> list[str]:
     notes = []
-    if result.cpu.others > NOISY_CORES:
-        notes.append(f"other work took {result.cpu.others:.2f} cores during the run: noisy figures")
+    if result.cpu.others + result.cpu.stolen > NOISY_CORES:
+        notes.append(
+            f"other work took {result.cpu.others:.2f} cores and the hypervisor "
+            f"{result.cpu.stolen:.2f} during the run: noisy figures"
+        )
     # Requests in flight when wrk stops may be committed without wrk counting the answer.
     if abs(result.events - result.ok_responses) > connections:
         notes.append(f"{result.events:,} events but {result.ok_responses:,} 2xx responses")
