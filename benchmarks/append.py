@@ -1,0 +1,96 @@
+"""Appender benchmark: what one group-commit batch costs, without HTTP.
+
+Writes batches of N webhook-sized events (about 1 KB, four per order stream)
+through the real appender's ``write`` on its own connection, one batch after
+another, and prints per batch: wall time, this process's CPU and the Postgres
+backend's CPU (read from /proc, so Postgres must run on this machine). Running
+it at two batch sizes separates a batch's fixed cost from each event's.
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.ingest import DEFAULT_SERVER, admin_url, scratch_database
+from events.appender import write
+from events.connector import Database
+from events.model import NewEvent
+from hookledger.migrations import migrate
+
+WARMUP = 50
+
+
+def batch(serial: int, size: int) -> list[NewEvent]:
+    """One batch of unique deliveries, four to an order's stream."""
+    events = []
+    for index in range(size):
+        order = f"o{serial}-{index // 4}"
+        raw = (
+            b'{"event":"order.created","orderId":"%s","customerEmail":"a@example.com","pad":"'
+            % order.encode()
+        ) + b"x" * 900 + b'"}'  # fmt: skip
+        events.append(
+            NewEvent(
+                provider="post-purchase",
+                event_id=f"msg_{uuid.uuid4().hex}",
+                stream=f"order-{order}",
+                type="order.created",
+                payload_json=raw,
+                raw=raw,
+                occurred_at=datetime.now(UTC),
+                metadata={"correlation_id": uuid.uuid4().hex, "scheme": "standard-webhooks"},
+            )
+        )
+    return events
+
+
+def backend_cpu(pid: int) -> float:
+    """User plus system CPU seconds of one Postgres backend."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(url: str, size: int, count: int) -> None:
+    db = Database(url)
+    await db.open()
+    await migrate(db)
+    conn = await db.connect_writer()
+    row = await conn.session().fetch_one("SELECT pg_backend_pid()")
+    assert row is not None
+    pid = int(row[0])
+    batches = [batch(serial, size) for serial in range(WARMUP + count)]
+    for events in batches[:WARMUP]:
+        await write(conn, events)
+    wall, cpu, backend = time.perf_counter(), time.process_time(), backend_cpu(pid)
+    for events in batches[WARMUP:]:
+        await write(conn, events)
+    wall = (time.perf_counter() - wall) / count * 1000
+    cpu = (time.process_time() - cpu) / count * 1000
+    backend = (backend_cpu(pid) - backend) / count * 1000
+    print(f"{size} events per batch, {count:,} batches; per batch:")
+    print(f"  wall             {wall:8.3f} ms")
+    print(f"  appender CPU     {cpu:8.3f} ms   ({cpu / size * 1000:5.0f} us per event)")
+    print(f"  Postgres CPU     {backend:8.3f} ms   ({backend / size * 1000:5.0f} us per event)")
+    await conn.close()
+    await db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--batch", type=int, default=16, help="events per batch (default 16)")
+    parser.add_argument("--batches", type=int, default=1500, help="batches (default 1500)")
+    parser.add_argument("--database-url", default=DEFAULT_SERVER)
+    args = parser.parse_args()
+    with scratch_database(admin_url(args.database_url)) as url:
+        asyncio.run(measure(url, args.batch, args.batches))
+
+
+if __name__ == "__main__":
+    main()
