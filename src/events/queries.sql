@@ -13,8 +13,10 @@ SELECT pg_advisory_xact_lock(7254910833)
 -- name: plan_with_indexes
 -- Set on the appender's connections, which prepare every query (see
 -- Database.connect_writer): their plans keep to the indexes however small the
--- ledger was when they were made.
-SET enable_seqscan = off
+-- ledger was when they were made. JIT is off there too: a plan that must scan
+-- sequentially anyway would cost more than jit_above_cost, and be compiled at
+-- every execution.
+SELECT set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)
 
 -- name: read_batch_state [unprepared]
 -- What a batch must know before it is written, in one round trip: which of its
