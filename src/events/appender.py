@@ -207,8 +207,7 @@ async def write(target: Connection | Database, events: Sequence[NewEvent]) -> li
             return await write(conn, events)
     for _ in range(OPTIMISTIC_ATTEMPTS):
         session = target.session()
-        batch = _BatchWrite(events)
-        batch.learn(await session.fetch_all(QUERIES["read_batch_state"], batch.read_params()))
+        batch = await _BatchWrite.read(session, events)
         try:
             rows = await batch.insert(session)
         except WriteConflict:
@@ -216,8 +215,7 @@ async def write(target: Connection | Database, events: Sequence[NewEvent]) -> li
         return batch.outcomes(rows)
     async with target.transaction() as session:
         await session.execute(QUERIES["take_append_lock"])
-        batch = _BatchWrite(events)
-        batch.learn(await session.fetch_all(QUERIES["read_batch_state"], batch.read_params()))
+        batch = await _BatchWrite.read(session, events)
         rows = await batch.insert(session)
     return batch.outcomes(rows)
 
@@ -234,19 +232,21 @@ class _BatchWrite:
         self.heads: dict[str, tuple[int, str]] = {}
         self.digests: dict[Key, bytes] = {}
 
-    def read_params(self) -> tuple[list[str], list[str], list[str]]:
-        return (
-            [e.provider for e in self.events],
-            [e.event_id for e in self.events],
-            sorted({e.stream for e in self.events}),
-        )
-
-    def learn(self, state: list[Row]) -> None:
-        for kind, name, detail, number, digest in state:
+    @classmethod
+    async def read(cls, session: Session, events: Sequence[NewEvent]) -> _BatchWrite:
+        """A batch of ``events`` that knows which of its keys are recorded already
+        and where its streams' chains end."""
+        batch = cls(events)
+        streams = sorted({e.stream for e in events})
+        params = ([e.provider for e in events], [e.event_id for e in events], streams)
+        for kind, name, detail, number, digest in await session.fetch_all(
+            QUERIES["read_batch_state"], params
+        ):
             if kind == "recorded":
-                self.recorded[name, detail] = (number, bytes(digest))
+                batch.recorded[name, detail] = (number, bytes(digest))
             else:
-                self.heads[name] = (number, detail)
+                batch.heads[name] = (number, detail)
+        return batch
 
     async def insert(self, session: Session) -> list[Row]:
         """Insert the events not recorded yet; their (position, provider, event_id)."""

@@ -192,13 +192,14 @@ class Database:
         async with _translated(), self._pool.connection() as conn, conn.transaction():
             yield Session(conn)
 
-    async def connect(self, *, autocommit: bool = False) -> Connection:
-        """A connection of its own, outside the pool; the caller closes it."""
+    async def connect(self, *, autocommit: bool = False, prepare_all: bool = False) -> Connection:
+        """A connection of its own, outside the pool; the caller closes it.
+        ``prepare_all`` prepares even the queries marked ``[unprepared]``."""
         async with _translated():
             conn = await psycopg.AsyncConnection.connect(
                 self.url, autocommit=autocommit, **self._connect_kwargs
             )
-        return Connection(conn)
+        return Connection(conn, prepare_all=prepare_all)
 
     async def connect_writer(self) -> Connection:
         """A connection of its own for appends: autocommit, and every query prepared.
@@ -208,16 +209,13 @@ class Database:
         cannot become a scan of the whole ledger once it has grown, and a batch
         saves the planning of its read.
         """
-        async with _translated():
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, **self._connect_kwargs
-            )
-            try:
-                await conn.execute(QUERIES["plan_with_indexes"])
-            except BaseException:
-                await conn.close()
-                raise
-        return Connection(conn, prepare_all=True)
+        conn = await self.connect(autocommit=True, prepare_all=True)
+        try:
+            await conn.session().execute(QUERIES["plan_with_indexes"])
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     @asynccontextmanager
     async def dedicated(self, *, autocommit: bool = False) -> AsyncIterator[Connection]:
