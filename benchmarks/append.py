@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-from benchmarks.ingest import DEFAULT_SERVER, admin_url, scratch_database
+from benchmarks.ingest import DEFAULT_SERVER, admin_url, process_cpu, scratch_database
 from events.appender import write
 from events.connector import Database
 from events.model import NewEvent
@@ -51,12 +49,6 @@ def batch(serial: int, size: int) -> list[NewEvent]:
     return events
 
 
-def backend_cpu(pid: int) -> float:
-    """User plus system CPU seconds of one Postgres backend."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def measure(url: str, size: int, count: int) -> None:
     db = Database(url)
     await db.open()
@@ -68,12 +60,12 @@ async def measure(url: str, size: int, count: int) -> None:
     batches = [batch(serial, size) for serial in range(WARMUP + count)]
     for events in batches[:WARMUP]:
         await write(conn, events)
-    wall, cpu, backend = time.perf_counter(), time.process_time(), backend_cpu(pid)
+    wall, cpu, backend = time.perf_counter(), time.process_time(), process_cpu([pid])[pid]
     for events in batches[WARMUP:]:
         await write(conn, events)
     wall = (time.perf_counter() - wall) / count * 1000
     cpu = (time.process_time() - cpu) / count * 1000
-    backend = (backend_cpu(pid) - backend) / count * 1000
+    backend = (process_cpu([pid])[pid] - backend) / count * 1000
     print(f"{size} events per batch, {count:,} batches; per batch:")
     print(f"  wall             {wall:8.3f} ms")
     print(f"  appender CPU     {cpu:8.3f} ms   ({cpu / size * 1000:5.0f} us per event)")

@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.ingest import (
+    DEFAULT_SERVER,
     LOOPBACK,
     _decision_body,
     _order_body,
@@ -46,7 +47,6 @@ from events.connector import Database
 from events.model import NewEvent
 from hookledger.migrations import migrate
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_PREFIX = "hl_bench_export_"
 HASH_KEY = "bench-export-hash-key"
 TARGET_PARQUET_RATE = 100_000.0

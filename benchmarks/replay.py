@@ -15,15 +15,11 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-import psycopg
-from psycopg import sql
 
+from benchmarks.ingest import DEFAULT_SERVER, scratch_database
 from events.appender import write
 from events.connector import Database
 from events.model import NewEvent
@@ -31,7 +27,6 @@ from hookledger.migrations import migrate
 from projections.projectors import PROJECTIONS
 from projections.replay import replay
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_RATE = 100_000.0
 WRITE_BATCH = 5_000
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -116,19 +111,6 @@ async def measure(url: str, parts: int | None) -> None:
     print(f"  orders          {report.orders:>12,}")
     print(f"  seconds         {report.seconds:>12.2f}")
     print(f"  events/s        {rate:>12,.0f}   ({verdict} the target of {TARGET_RATE:,.0f})")
-
-
-@contextmanager
-def scratch_database(server: str) -> Iterator[str]:
-    name = f"hl_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))  # fmt: skip
 
 
 def main() -> None:
