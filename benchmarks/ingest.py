@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -158,6 +159,7 @@ class RunResult:
     log_messages: list[tuple[str, int]]
     exit_code: int | None
     speed: float
+    connections: list[int]
 
     @property
     def rate(self) -> float:
@@ -442,6 +444,39 @@ def python_speed() -> float:
     return SPEED_STEPS / best / 1e6
 
 
+def connections_held(pids: Sequence[int], port: int) -> list[int]:
+    """How many established connections to ``port`` each process holds, most
+    first, leaving out processes that hold none. uvicorn's workers share one
+    listening socket and the first to wake accepts every connection waiting, so
+    a burst of connects can land unevenly; the split changes the batches."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.rpartition(":")[2], 16) == port:  # 01: established
+                inodes.add(f"socket:[{inode}]")
+    held = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        count = 0
+        for fd in fds:
+            try:
+                count += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+            except OSError:
+                continue
+        if count:
+            held.append(count)
+    return sorted(held, reverse=True)
+
+
 def backend_pids(url: str) -> list[int]:
     """The Postgres backends serving this database, other than the one asking."""
     with psycopg.connect(url) as conn:
@@ -662,7 +697,15 @@ def run(
                     f"[{label}] wrk: {args.connections} connections for {args.duration} s ...",
                     flush=True,
                 )
+                # Counted halfway through, once wrk has opened every connection.
+                split: list[int] = []
+                counter = threading.Timer(
+                    args.duration / 2,
+                    lambda: split.extend(connections_held(server.pids(), server.port)),
+                )
+                counter.start()
                 measured = run_wrk(wrk, server.port, prefix, args)
+                counter.join()
                 after = CpuSnapshot.take(server.pids(), url)
                 sample = server.sample()
             finally:
@@ -674,7 +717,9 @@ def run(
         events = count_events(url)
     counts, messages = summarise_log(server.log)
     cpu = CpuUse.between(before, after, measured.seconds)
-    return RunResult(label, events, measured, sample, cpu, counts, messages, exit_code, speed)
+    return RunResult(
+        label, events, measured, sample, cpu, counts, messages, exit_code, speed, split
+    )
 
 
 # -- report ------------------------------------------------------------------------
@@ -722,6 +767,7 @@ def report(group: RunResult, single: RunResult, args: argparse.Namespace, contex
     add("CPU cores: everything else", lambda r: f"{r.cpu.others:.2f}")
     add("CPU cores: stolen by the hypervisor", lambda r: f"{r.cpu.stolen:.2f}")
     add("one core's speed (M Python steps/s)", lambda r: f"{r.speed:.1f}")
+    add("connections per worker", lambda r: " / ".join(map(str, r.connections)) or "n/a")
     add("mean commit batch (events)", lambda r: optional(r.server.mean_batch, ".1f"))
     add("mean commit batch time (ms)", lambda r: optional(r.server.mean_batch_ms, ".2f"))
     add("measured seconds", lambda r: f"{r.wrk.seconds:.1f}")
@@ -786,7 +832,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--connections", type=int, default=64, help="keep-alive connections (default 64)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes (default: one per CPU, as a deployment on this machine would run)",
+    )
     parser.add_argument(
         "--database-url",
         default=DEFAULT_SERVER,
