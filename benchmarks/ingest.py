@@ -704,8 +704,11 @@ def run(
                     lambda: split.extend(connections_held(server.pids(), server.port)),
                 )
                 counter.start()
-                measured = run_wrk(wrk, server.port, prefix, args)
-                counter.join()
+                try:
+                    measured = run_wrk(wrk, server.port, prefix, args)
+                finally:
+                    counter.cancel()  # wrk failed early: no count of a server being stopped
+                    counter.join()
                 after = CpuSnapshot.take(server.pids(), url)
                 sample = server.sample()
             finally:
