@@ -4,14 +4,12 @@ repeats an event."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Protocol
 
 from events.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpoint
 from events.connector import Database, Session
-from events.errors import CheckpointMoved, HookledgerError, Unavailable
-from events.leases import Lease, try_lease
+from events.leases import Lease, run_while_leased
 from events.model import RecordedEvent
 from events.subscription import Subscription
 
@@ -54,36 +52,17 @@ class ConsumerRunner:
 
     async def run(self) -> None:
         """Run until cancelled."""
-        name = self.consumer.name
-        while True:
-            try:
-                lease = await try_lease(self._db, name)
-            except Unavailable as exc:
-                log.warning("cannot ask for a lease", extra={"consumer": name, "error": exc.detail})
-                lease = None
-            if lease is None:
-                await asyncio.sleep(self._retry_interval)
-                continue
-            try:
-                await self._follow(lease)
-            except (Unavailable, CheckpointMoved) as exc:
-                log.warning("consumer restarts", extra={"consumer": name, "error": exc.detail})
-            except HookledgerError as exc:
-                # A batch the database refuses will be refused again: say which, and
-                # retry slowly rather than skip an event.
-                log.error(
-                    "consumer failed on a batch",
-                    extra={"consumer": name, "position": self.position, "error": exc.detail},
-                )
-            finally:
-                self.active = False
-                await lease.release()
-            await asyncio.sleep(self._retry_interval)
+        await run_while_leased(
+            self._db,
+            self.consumer.name,
+            self._follow,
+            retry_interval=self._retry_interval,
+            context=lambda: {"consumer": self.consumer.name, "position": self.position},
+        )
 
     async def _follow(self, lease: Lease) -> None:
         name = self.consumer.name
         self.position = await read_checkpoint(self._db, name)
-        self.active = True
         log.info("consumer active", extra={"consumer": name, "position": self.position})
         subscription = Subscription(
             self._db,
@@ -91,12 +70,16 @@ class ConsumerRunner:
             batch_size=self._batch_size,
             poll_interval=self._poll_interval,
         )
-        async for batch in subscription.batches():
-            if not lease.held:
-                log.warning("lease lost", extra={"consumer": name})
-                return
-            async with self._db.transaction() as session:
-                await lock_checkpoint(session, name, expected=self.position)
-                await self.consumer.apply(session, batch)
-                await advance_checkpoint(session, name, batch[-1].position)
-            self.position = batch[-1].position
+        self.active = True
+        try:
+            async for batch in subscription.batches():
+                if not lease.held:
+                    log.warning("lease lost", extra={"consumer": name})
+                    return
+                async with self._db.transaction() as session:
+                    await lock_checkpoint(session, name, expected=self.position)
+                    await self.consumer.apply(session, batch)
+                    await advance_checkpoint(session, name, batch[-1].position)
+                self.position = batch[-1].position
+        finally:
+            self.active = False

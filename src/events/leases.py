@@ -9,12 +9,14 @@ check (events.checkpoints), which holds even if two leases ever overlapped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from events.connector import Connection, Database
-from events.errors import DatabaseUnavailable
+from events.errors import CheckpointMoved, DatabaseUnavailable, HookledgerError, Unavailable
 from events.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -67,3 +69,41 @@ async def leased(db: Database, name: str) -> AsyncIterator[Lease | None]:
     finally:
         if lease is not None:
             await lease.release()
+
+
+async def run_while_leased(
+    db: Database,
+    name: str,
+    work: Callable[[Lease], Awaitable[None]],
+    *,
+    retry_interval: float,
+    context: Callable[[], dict[str, Any]] = dict,
+) -> None:
+    """Until cancelled: whenever ``name``'s lease can be had, hold it and run
+    ``work``; when ``work`` returns or fails, let go and ask again after
+    ``retry_interval``. Any number of processes may run this for one name: one
+    works, the others stand by. ``context`` adds fields to the failure logs."""
+    while True:
+        try:
+            lease = await try_lease(db, name)
+        except Unavailable as exc:
+            log.warning("cannot ask for a lease", extra={"lease": name, "error": exc.detail})
+            lease = None
+        if lease is not None:
+            try:
+                await work(lease)
+            except (Unavailable, CheckpointMoved) as exc:
+                # A lost database, or a checkpoint moved under the work (another
+                # runner, a destination made anew): start again from the checkpoint.
+                log.warning(
+                    "leased work restarts", extra={"lease": name, **context(), "error": exc.detail}
+                )
+            except HookledgerError as exc:
+                # Refused work will be refused again until someone acts: say so, and
+                # retry slowly rather than skip anything.
+                log.error(
+                    "leased work failed", extra={"lease": name, **context(), "error": exc.detail}
+                )
+            finally:
+                await lease.release()
+        await asyncio.sleep(retry_interval)
