@@ -7,13 +7,6 @@ FROM events
 WHERE stream = ANY(%b::text[])
 ORDER BY stream, stream_version
 
--- name: read_all_order_streams
--- A rebuild reads every order's stream once, each stream's events together.
-SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
-FROM events
-WHERE stream LIKE 'order-%%' AND position <= %s
-ORDER BY stream, stream_version
-
 -- name: streams_after [unprepared]
 SELECT DISTINCT stream FROM events WHERE position > %s AND position <= %s AND stream LIKE 'order-%%'
 
