@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from events.connector import Connection, Database, Row, Session
+from events.connector import Connection, Database, Row
 from projections.facts import FoldEvent
 from projections.fold import fold
 from projections.projectors import PROJECTIONS, QUERIES, Projection, group_by_order
@@ -149,18 +149,14 @@ class ShadowWriter:
 
     async def _load(self, chunks: list[tuple[str, tuple[str, ...], list[Any]]]) -> None:
         async with self._conn.transaction() as session:
-            await _copy_all(session, chunks)
+            for table, columns, rows in chunks:
+                await session.copy_rows(table, columns, rows)
 
     async def finish(self) -> None:
         """Wait for the load in progress, if any."""
         loading, self._loading = self._loading, None
         if loading is not None:
             await loading
-
-
-async def _copy_all(session: Session, chunks: list[tuple[str, tuple[str, ...], list[Any]]]) -> None:
-    for table, columns, rows in chunks:
-        await session.copy_rows(table, columns, rows)
 
 
 def shadow_of(table: str) -> str:
