@@ -7,6 +7,9 @@ from typing import Any
 
 import msgspec
 
+# An order's events live in the stream order-<order id>; other streams have no order.
+ORDER_STREAM_PREFIX = "order-"
+
 
 class NewEvent(msgspec.Struct, frozen=True):
     """An event about to be appended.

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 
 from events.connector import Database, Row
+from events.model import ORDER_STREAM_PREFIX
 from events.queries import load
 from exporter.policy import Policy
-from exporter.schema import ORDER_STREAM_PREFIX
 
 QUERIES = load(Path(__file__).with_name("queries.sql"))
 

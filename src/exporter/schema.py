@@ -35,6 +35,3 @@ COLUMNS: tuple[Column, ...] = (
 
 PARTITION_COLUMN = "recorded_at"
 CLUSTER_COLUMNS = ("provider", "type")
-
-# An order's events live in stream order-<order_id>; other streams have no order.
-ORDER_STREAM_PREFIX = "order-"

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-ORDER_PREFIX = "order-"
+from events.model import ORDER_STREAM_PREFIX
+
 HOOKLEDGER = "hookledger"
 # Decisions after which a verification session is no longer waiting on Veriff.
 FINAL_DECISIONS = frozenset(
@@ -71,7 +72,9 @@ class Decision(msgspec.Struct, frozen=True):
 
 def order_id_of(stream: str) -> str | None:
     """The order a stream belongs to, if it is an order's stream."""
-    return stream[len(ORDER_PREFIX) :] if stream.startswith(ORDER_PREFIX) else None
+    if not stream.startswith(ORDER_STREAM_PREFIX):
+        return None
+    return stream[len(ORDER_STREAM_PREFIX) :]
 
 
 def moment(event: EventLike) -> datetime:

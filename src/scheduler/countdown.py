@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from events.model import NewEvent
-from projections.facts import HOOKLEDGER, ORDER_PREFIX, EventLike, FoldEvent
+from events.model import ORDER_STREAM_PREFIX, NewEvent
+from projections.facts import HOOKLEDGER, EventLike, FoldEvent
 from projections.fold import OrderState, fold
 
 
@@ -44,7 +44,7 @@ def decision(
     return NewEvent(
         provider=HOOKLEDGER,
         event_id=event_id,
-        stream=ORDER_PREFIX + order_id,
+        stream=ORDER_STREAM_PREFIX + order_id,
         type=kind,
         payload_json=body,
         raw=body,
