@@ -1,6 +1,11 @@
 """A real Postgres for every test: HOOKLEDGER_TEST_DATABASE_URL, else an embedded
 one for the session. Each test gets a fresh database cloned from a migrated
-template, so tests never see each other's events."""
+template, so tests never see each other's events.
+
+Tests live in three tiers, one folder each, and carry the tier's marker (set
+here from the folder): ``unit`` (no database, no processes), ``integration`` (a
+database) and ``e2e`` (real servers, CLI processes against them, emulators).
+``pytest -m unit`` runs one tier."""
 
 from __future__ import annotations
 
@@ -17,6 +22,21 @@ from hypothesis import settings
 from events.connector import Database
 from hookledger.migrations import migrate
 from tests.support import ServerProcess, admin_execute, with_database
+
+# The BigQuery emulator's fixtures, for the export tests of every tier.
+pytest_plugins = ["tests.exporter.fixtures"]
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the tier its folder names."""
+    for item in items:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        if parts[0] not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: not in tests/unit, integration or e2e")
+        item.add_marker(parts[0])
+
 
 # CI replays the same examples on every run, so a red build is reproducible; local
 # runs keep exploring new ones.

@@ -23,8 +23,8 @@ from exporter.schema import COLUMNS, Column
 from hookledger.exports import run_bigquery_exporter
 from hookledger.settings import Settings
 from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff
-from tests.exporter.conftest import HASH_KEY
 from tests.exporter.emulator import BigQueryEmulator
+from tests.exporter.fixtures import HASH_KEY
 from tests.exporter.ledger import append, bigquery_rows, eventually, order_events
 from tests.exporter.scenario import VIEWS, check_views, scenario_events
 from tests.support import ServerProcess

@@ -72,6 +72,7 @@ def certs_url() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/oauth2/v1/certs"
     server.shutdown()
+    server.server_close()
 
 
 def token(key: bytes = GOOGLE_KEY, **claims: Any) -> str:

@@ -21,7 +21,7 @@ from exporter.parquet import EVENTS_GLOB, ParquetDestination, parquet_destinatio
 from exporter.policy import Policy, parse_path
 from exporter.runner import export
 from hookledger.samples import SAMPLES
-from tests.exporter.conftest import HASH_KEY
+from tests.exporter.fixtures import HASH_KEY
 from tests.exporter.ledger import append, lifecycle_event, order_events
 from tests.exporter.reference import concrete_paths, glob_match, reference
 from tests.exporter.scenario import VIEWS, check_views, scenario_events

@@ -15,7 +15,7 @@ from events.connector import Database
 from events.leases import leased
 from exporter.bigquery import CHECKPOINT, BigQueryConfig
 from exporter.parquet import EVENTS_GLOB
-from tests.exporter.conftest import HASH_KEY
+from tests.exporter.fixtures import HASH_KEY
 from tests.exporter.ledger import append, bigquery_rows, order_events
 
 

@@ -15,8 +15,8 @@ import psycopg
 
 from tests.countdown_helpers import WINDOW_ENV, now_order
 from tests.e2e_helpers import decision_body, run_cli, send_post_purchase, send_veriff, wait_for
+from tests.integration.test_projections import TABLES
 from tests.support import ServerProcess, WorkerProcess
-from tests.test_projections import TABLES
 
 ORDERS = 40
 # Every fourth order is approved in time: its countdown is satisfied, not expired.
