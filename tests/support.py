@@ -19,6 +19,14 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 
+from api.providers.authorizenet import AuthorizeNet
+from api.providers.base import Adapter
+from api.providers.post_purchase import PostPurchase
+from api.providers.sendgrid import SendGrid
+from api.providers.shopify import Shopify
+from api.providers.standard import StandardSource
+from api.providers.stripe import Stripe
+from api.providers.veriff import Veriff
 from api.sendgrid_signature import new_key_pair, sendgrid_sign
 from api.signatures import (
     authorizenet_sign,
@@ -82,6 +90,27 @@ def signed(
     else:
         raise ValueError(f"no test signer for {provider!r}")
     return headers
+
+
+def provider_adapters() -> dict[str, Adapter]:
+    """Every provider's adapter (and the declared source's) with the test secrets."""
+    return {
+        "veriff": Veriff([VERIFF_SECRET], "HOOKLEDGER_VERIFF_SECRET"),
+        "post-purchase": PostPurchase([POST_PURCHASE_SECRET], "HOOKLEDGER_POST_PURCHASE_SECRET"),
+        "shopify": Shopify([SHOPIFY_SECRET], "HOOKLEDGER_SHOPIFY_SECRET"),
+        "stripe": Stripe([STRIPE_SECRET], "HOOKLEDGER_STRIPE_SECRET"),
+        "authorizenet": AuthorizeNet([AUTHORIZENET_SECRET], "HOOKLEDGER_AUTHORIZENET_SECRET"),
+        "sendgrid": SendGrid([SENDGRID_PUBLIC_KEY], "HOOKLEDGER_SENDGRID_PUBLIC_KEY"),
+        SOURCE: StandardSource(
+            SOURCE,
+            [SOURCE_SECRET],
+            f"[sources.{SOURCE}].secret",
+            order_path="data.order_id",
+            type_path="type",
+            fixed_type=None,
+            time_path="data.created_at",
+        ),
+    }
 
 
 def with_database(url: str, name: str) -> str:

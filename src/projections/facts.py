@@ -6,15 +6,19 @@ happens here, at fold time, so a better reading applies to the past on replay.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import msgspec
 
 from events.model import ORDER_STREAM_PREFIX
+from events.times import believable, read_time
 
 HOOKLEDGER = "hookledger"
+# Amounts past these (digits before the point, after it, characters) are not amounts.
+MAX_AMOUNT_DIGITS = 30
+MAX_AMOUNT_TEXT = 100
 # Decisions after which a verification session is no longer waiting on Veriff.
 FINAL_DECISIONS = frozenset(
     {"approved", "declined", "resubmission_requested", "expired", "abandoned"}
@@ -78,8 +82,10 @@ def order_id_of(stream: str) -> str | None:
 
 
 def moment(event: EventLike) -> datetime:
-    """When the event happened: the provider's time, else when we recorded it."""
-    return event.occurred_at or event.recorded_at
+    """When the event happened: the provider's time, else when we recorded it
+    (also for a time outside the accepted range, recorded before the intake
+    checked: the year 9999 would overflow every computation made with it)."""
+    return believable(event.occurred_at) or event.recorded_at
 
 
 def order_facts(event: EventLike) -> OrderFacts:
@@ -144,20 +150,22 @@ def _text(value: Any) -> str | None:
 
 
 def _decimal(value: Any) -> Decimal | None:
+    """An amount; None for what no order totals (``1e999999`` would not even fit
+    Postgres' numeric, and the projection's write would fail)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    if isinstance(value, str) and len(value) > MAX_AMOUNT_TEXT:
         return None
     try:
         number = Decimal(str(value))
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() else None
+    if not number.is_finite() or number.adjusted() >= MAX_AMOUNT_DIGITS:
+        return None
+    exponent = number.as_tuple().exponent
+    return number if isinstance(exponent, int) and exponent >= -MAX_AMOUNT_DIGITS else None
 
 
 def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment_ = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment_ if moment_.tzinfo else moment_.replace(tzinfo=UTC)
+    """A provider's ISO 8601 time in the accepted range, else None."""
+    return read_time(value)[0] if isinstance(value, str) else None

@@ -7,6 +7,7 @@ equals the live projection.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from events.times import any_time, shifted
 from projections.facts import (
     FINAL_DECISIONS,
     HOOKLEDGER,
@@ -28,6 +30,7 @@ from projections.facts import (
 
 # A later status wins over an earlier one whatever order the events came in.
 _ORDER_STATUSES = ("created", "paid", "cancelled", "refunded")
+_LONGEST_SECONDS = timedelta.max.total_seconds() // 2
 TERMINAL_STATES = {
     "countdown.satisfied": "satisfied",
     "countdown.expired": "expired",
@@ -89,11 +92,36 @@ class _Started(msgspec.Struct, frozen=True):
     started_at: datetime
     due_at: datetime
     reminders: tuple[datetime, ...]
-    grace_seconds: float = 0.0
+    grace: timedelta = timedelta(0)
 
     @property
-    def grace(self) -> timedelta:
-        return timedelta(seconds=self.grace_seconds)
+    def grace_ends(self) -> datetime:
+        return shifted(self.due_at, self.grace)
+
+
+def _started(body: dict[str, Any]) -> _Started | None:
+    """A ``countdown.started`` decision's times; None if it cannot be read (it is
+    hookledger's own, so only a planted or damaged event gets here)."""
+    started_at, due_at = any_time(body.get("started_at")), any_time(body.get("due_at"))
+    if started_at is None or due_at is None:
+        return None
+    listed = body.get("reminders")
+    reminders = [any_time(r) for r in listed] if isinstance(listed, list) else []
+    return _Started(
+        started_at=started_at,
+        due_at=due_at,
+        reminders=tuple(r for r in reminders if r is not None),
+        grace=_duration(body.get("grace_seconds")),
+    )
+
+
+def _duration(seconds: Any) -> timedelta:
+    """Seconds as a duration, held between zero and what ``timedelta`` can hold."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return timedelta(0)
+    if not math.isfinite(seconds) or seconds <= 0:
+        return timedelta(0)
+    return timedelta(seconds=min(seconds, _LONGEST_SECONDS))
 
 
 class _Collected:
@@ -143,12 +171,13 @@ class _Collected:
     def _decision_event(self, event: EventLike) -> None:
         body: dict[str, Any] = event.payload if isinstance(event.payload, dict) else {}
         if event.type == "countdown.started":
-            self.started = msgspec.convert(body, _Started, strict=False)
+            self.started = _started(body) or self.started
         elif event.type in TERMINAL_STATES:
             self.terminal = (TERMINAL_STATES[event.type], moment(event))
         elif event.type == "countdown.reminder_due":
-            reminded = msgspec.convert(body.get("reminder_at"), datetime, strict=False)
-            self.reminded.add(reminded)
+            reminded = any_time(body.get("reminder_at"))
+            if reminded is not None:
+                self.reminded.add(reminded)
         elif event.type == "action.succeeded" and body.get("action") == "refund":
             self.statuses.add("refunded")
 
@@ -262,7 +291,7 @@ def _approval(decisions: list[tuple[Decision, EventLike]], started: _Started | N
         if decision.status == "approved"
         and min(decision.submitted_at or decision.at, submitted.get(decision.session, decision.at))
         <= started.due_at
-        and event.recorded_at <= started.due_at + started.grace
+        and event.recorded_at <= started.grace_ends
     ]
     if not qualifying:
         return None
@@ -277,7 +306,7 @@ def _countdown(order_id: str, seen: _Collected, pending: bool) -> CountdownRow:
         order_id=order_id,
         started_at=started.started_at,
         due_at=started.due_at,
-        expires_at=started.due_at + started.grace if pending else started.due_at,
+        expires_at=started.grace_ends if pending else started.due_at,
         reminders=started.reminders,
         reminded=tuple(sorted(seen.reminded)),
         state=state,

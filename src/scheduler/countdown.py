@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from events.model import ORDER_STREAM_PREFIX, NewEvent
+from events.times import shifted
 from projections.facts import HOOKLEDGER, EventLike, FoldEvent
 from projections.fold import OrderState, fold
 
@@ -85,8 +86,11 @@ def on_events(
 
 def _start(state: OrderState, started_at: datetime, config: CountdownConfig) -> NewEvent:
     order = state.order_id
-    due_at = started_at + config.window
-    reminders = sorted(due_at - r for r in config.reminders if due_at - r > started_at)
+    # Held, not overflowing, should a window reach past the year 9999.
+    due_at = shifted(started_at, config.window)
+    reminders = sorted(
+        at for at in (shifted(due_at, -r) for r in config.reminders) if at > started_at
+    )
     payload = {
         "order_id": order,
         "started_at": started_at.isoformat(),

@@ -71,7 +71,7 @@ class AuthorizeNet(Adapter):
                 type=event_type(anet_type),
                 order_id=order,
                 stream=stream_for(order, f"authorizenet-{transaction or event_id}"),
-                occurred_at=parse_time(body.get("eventDate")),
+                occurred_at=parse_time(body.get("eventDate"), "eventDate"),
                 payload=body,
             )
         ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
 from api.rejections import NO_SECRET, Rejected
 from events.errors import MalformedBody
+from events.times import RANGE_TEXT, read_time
 
 MAX_KEY_LENGTH = 256
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
@@ -113,27 +114,22 @@ def event_name(value: Any, what: str) -> str:
     return value
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 time or epoch seconds; None when absent or unreadable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        try:
-            return moment.astimezone(UTC)
-        except OverflowError:  # a time that falls outside years 1..9999 in UTC
-            return None
-    return None
+def parse_time(value: Any, field: str) -> datetime | None:
+    """An ISO 8601 time or epoch seconds at ``field``; None when absent or
+    unreadable. A time no provider could have sent (outside
+    ``events.times``' range, such as the year 9999 or ``1e300`` seconds) is
+    refused: every later computation with it would be nonsense or overflow."""
+    moment, readable = read_time(value)
+    if readable and moment is None:
+        raise MalformedBody(f"{field} is not a time hookledger accepts ({RANGE_TEXT}, exclusive)")
+    return moment
+
+
+def check_order_time(kind: str, body: Any) -> None:
+    """The folds read an order event's ``createdAt`` (the countdown starts
+    there): refuse one out of range whatever the provider called its event."""
+    if kind.startswith("order.") and isinstance(body, dict):
+        parse_time(body.get("createdAt"), "createdAt")
 
 
 def json_object(payload: Any) -> dict[str, Any]:

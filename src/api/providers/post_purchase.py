@@ -29,10 +29,13 @@ class PostPurchase(Adapter):
         body = json_object(payload)
         kind = event_name(body.get("event"), "event")
         order = identifier(body.get("orderId"), "orderId")
+        # Both are read (and checked) before either is chosen: the folds read createdAt.
+        occurred_at = parse_time(body.get("occurredAt"), "occurredAt")
+        created_at = parse_time(body.get("createdAt"), "createdAt")
         occurred = (
-            parse_time(body.get("occurredAt"))
-            or parse_time(body.get("createdAt"))
-            or parse_time(int(headers["webhook-timestamp"]))
+            occurred_at
+            or created_at
+            or parse_time(int(headers["webhook-timestamp"]), "webhook-timestamp")
         )
         return [
             Normalised(

@@ -77,6 +77,6 @@ class SendGrid(Adapter):
             type="email." + event_name(element.get("event"), "event"),
             order_id=order,
             stream=stream_for(order, f"sendgrid-{message or event_id}"),
-            occurred_at=parse_time(element.get("timestamp")),
+            occurred_at=parse_time(element.get("timestamp"), "timestamp"),
             payload=element,
         )

@@ -67,11 +67,13 @@ class Shopify(Adapter):
         kind = ORDER_TOPICS.get(topic) or event_name(
             "shopify." + topic.replace("/", "."), "X-Shopify-Topic"
         )
-        occurred = (
-            parse_time(headers.get("x-shopify-triggered-at"))
-            or parse_time(body.get("updated_at"))
-            or parse_time(body.get("created_at"))
+        # Each is checked, not only the first found: the folds read created_at.
+        times = (
+            parse_time(headers.get("x-shopify-triggered-at"), "X-Shopify-Triggered-At"),
+            parse_time(body.get("updated_at"), "updated_at"),
+            parse_time(body.get("created_at"), "created_at"),
         )
+        occurred = next((t for t in times if t is not None), None)
         return [
             Normalised(
                 event_id=event_id,

@@ -16,6 +16,7 @@ from api.providers.base import (
     Adapter,
     Normalised,
     SecretValues,
+    check_order_time,
     event_name,
     identifier,
     lookup,
@@ -81,14 +82,17 @@ class StandardSource(Adapter):
             if self.order_path
             else None
         )
-        occurred = parse_time(lookup(payload, self.time_path)) if self.time_path else None
+        check_order_time(kind, payload)
+        occurred = (
+            parse_time(lookup(payload, self.time_path), self.time_path) if self.time_path else None
+        ) or parse_time(int(standard["webhook-timestamp"]), "webhook-timestamp")
         return [
             Normalised(
                 event_id=event_id,
                 type=kind,
                 order_id=order,
                 stream=stream_for(order, f"{self.name}-{event_id}"),
-                occurred_at=occurred or parse_time(int(standard["webhook-timestamp"])),
+                occurred_at=occurred,
                 payload=payload,
             )
         ]

@@ -13,6 +13,7 @@ from typing import Any
 from api.providers.base import (
     Adapter,
     Normalised,
+    check_order_time,
     event_name,
     identifier,
     json_object,
@@ -35,6 +36,8 @@ class Stripe(Adapter):
     def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
         body = json_object(payload)
         event_id = identifier(body.get("id"), "id")
+        kind = event_name(body.get("type"), "type")
+        check_order_time(kind, body)
         order = optional_identifier(
             lookup(body, "data.object.metadata.order_id"), "data.object.metadata.order_id"
         )
@@ -42,10 +45,10 @@ class Stripe(Adapter):
         return [
             Normalised(
                 event_id=event_id,
-                type=event_name(body.get("type"), "type"),
+                type=kind,
                 order_id=order,
                 stream=stream_for(order, f"stripe-{subject or event_id}"),
-                occurred_at=parse_time(body.get("created")),
+                occurred_at=parse_time(body.get("created"), "created"),
                 payload=body,
             )
         ]

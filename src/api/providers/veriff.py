@@ -14,11 +14,13 @@ Missing parts are left empty. ``vendorData`` carries the order id.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from api.providers.base import (
     Adapter,
     Normalised,
+    check_order_time,
     event_name,
     identifier,
     json_object,
@@ -54,13 +56,16 @@ class Veriff(Adapter):
         status = event_name(verification.get("status"), "verification.status")
         code = _part(verification.get("code"), "verification.code")
         decided = verification.get("decisionTime", body.get("decisionTime"))
+        occurred = parse_time(decided, "decisionTime")
+        # The folds read the submission time (it decides whether an approval counts).
+        parse_time(verification.get("submissionTime"), "verification.submissionTime")
         order = _order(verification.get("vendorData", body.get("vendorData")))
         return Normalised(
             event_id=f"decision:{session}:{code}:{status}:{_part(decided, 'decisionTime')}",
             type=f"verification.{status}",
             order_id=order,
             stream=stream_for(order, f"veriff-{session}"),
-            occurred_at=parse_time(decided),
+            occurred_at=occurred,
             payload=body,
         )
 
@@ -74,7 +79,7 @@ class Veriff(Adapter):
             type=f"verification.{action}",
             order_id=order,
             stream=stream_for(order, f"veriff-{session}"),
-            occurred_at=parse_time(body.get("acceptanceTime") or body.get("time")),
+            occurred_at=_first_time(body, "acceptanceTime", "time"),
             payload=body,
         )
 
@@ -87,12 +92,13 @@ class Veriff(Adapter):
             else event_name(body.get("event"), "event")
         )
         order = _order(body.get("vendorData"))
+        check_order_time(kind, body)
         return Normalised(
             event_id=event_id,
             type=kind,
             order_id=order,
             stream=stream_for(order, f"veriff-{event_id}"),
-            occurred_at=parse_time(body.get("time") or body.get("createdAt")),
+            occurred_at=_first_time(body, "time", "createdAt"),
             payload=body,
         )
 
@@ -106,6 +112,12 @@ def _part(value: Any, what: str) -> str:
     if "\x00" in str(value):  # Postgres text cannot hold NUL
         raise MalformedBody(f"{what} must not contain NUL characters")
     return str(value)
+
+
+def _first_time(body: dict[str, Any], *fields: str) -> datetime | None:
+    """The first of ``fields`` that holds a time; every one of them is checked."""
+    times = [parse_time(body.get(field), field) for field in fields]
+    return next((t for t in times if t is not None), None)
 
 
 def _order(value: Any) -> str | None:
