@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -91,6 +91,8 @@ class Metrics:
         # on every call, and the intake counts each delivery and each event.
         self._deliveries: dict[tuple[str, str], Counter] = {}
         self._events: dict[tuple[str, str], Counter] = {}
+        # The consumers that set events aside, so their quarantine series show at zero.
+        self.consumers: tuple[str, ...] = ()
 
     def accepted(self, provider: str, delivery: str, events: Iterable[str]) -> None:
         """Count a verified delivery by its outcome, and each of its events by theirs."""
@@ -122,9 +124,16 @@ class Metrics:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
 
-    def render(self, lags: Sequence[ConsumerLag] = ()) -> bytes:
-        """The text exposition; ``lags`` (read from the database at scrape time,
-        the same for every process) are added as gauges."""
+    def register_consumers(self, names: Iterable[str]) -> None:
+        """The consumers whose quarantined events are counted, each shown from
+        the start (at zero until one sets an event aside)."""
+        self.consumers = tuple(names)
+
+    def render(
+        self, lags: Sequence[ConsumerLag] = (), quarantined: Mapping[str, int] | None = None
+    ) -> bytes:
+        """The text exposition; ``lags`` and ``quarantined`` (read from the
+        database at scrape time, the same for every process) are added as gauges."""
         if self.multiprocess:
             combined = CollectorRegistry()
             MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
@@ -134,6 +143,11 @@ class Metrics:
         if lags:
             scraped = CollectorRegistry()
             scraped.register(_LagCollector(lags))
+            text += generate_latest(scraped)
+        if quarantined is not None:
+            counts = {**dict.fromkeys(self.consumers, 0), **quarantined}
+            scraped = CollectorRegistry()
+            scraped.register(_QuarantineCollector(counts))
             text += generate_latest(scraped)
         return text
 
@@ -145,6 +159,21 @@ def _series(
     if series is None:
         series = cache[provider, outcome] = counter.labels(provider, outcome)
     return series
+
+
+class _QuarantineCollector(Collector):
+    def __init__(self, counts: Mapping[str, int]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "hookledger_quarantined_events",
+            "Events a consumer could not apply and set aside (hookledger quarantine)",
+            labels=["consumer"],
+        )
+        for name, count in sorted(self._counts.items()):
+            gauge.add_metric([name], count)
+        return [gauge]
 
 
 class _LagCollector(Collector):

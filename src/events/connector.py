@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg.types.json import set_json_loads
 
-from events.errors import DatabaseRefused, DatabaseUnavailable, WriteConflict
+from events.errors import DatabaseRefused, DatabaseUnavailable, DataRefused, WriteConflict
 from events.queries import QUERIES, UNPREPARED
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ _UNAVAILABLE_STATES = ("08", "57P", "53")
 # Serialization failure, deadlock, unique violation: another transaction won a race
 # (the ledger's unique keys are how concurrent appenders find out).
 _CONFLICT_STATES = ("40001", "40P01", "23505")
+# Data exception, integrity constraint violation, program limit exceeded (a value
+# too large for an index): refused for the values, so refused again next time.
+_DATA_STATES = ("22", "23", "54")
 _CAUGHT: tuple[type[BaseException], ...] = (psycopg.Error, *_UNAVAILABLE)
 
 
@@ -60,6 +63,8 @@ def _translate(exc: BaseException) -> Exception:
             return DatabaseUnavailable(message)
         if state in _CONFLICT_STATES:
             return WriteConflict(message)
+        if state is not None and state.startswith(_DATA_STATES):
+            return DataRefused(message)
     return DatabaseRefused(message)
 
 
@@ -102,6 +107,12 @@ class Session:
         async with _translated():
             cur = await self._conn.execute(query, params, prepare=self._prepare(query))
             return await cur.fetchone()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A block inside this transaction that is undone alone if it raises."""
+        async with _translated(), self._conn.transaction():
+            yield
 
     async def import_snapshot(self, snapshot: str) -> None:
         """Read, in this (repeatable read) transaction, the snapshot another

@@ -1,6 +1,7 @@
 """Run a consumer of the ledger: one active runner per name across all processes,
 each batch applied together with its checkpoint, so a crash neither skips nor
-repeats an event."""
+repeats an event, and an event the consumer cannot apply is set aside
+(``events.quarantine``) instead of stopping it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from events.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpo
 from events.connector import Database, Session
 from events.leases import Lease, run_while_leased
 from events.model import RecordedEvent
+from events.quarantine import error_text, set_aside, sets_aside
 from events.subscription import Subscription
 
 log = logging.getLogger(__name__)
@@ -76,10 +78,41 @@ class ConsumerRunner:
                 if not lease.held:
                     log.warning("lease lost", extra={"consumer": name})
                     return
-                async with self._db.transaction() as session:
-                    await lock_checkpoint(session, name, expected=self.position)
-                    await self.consumer.apply(session, batch)
-                    await advance_checkpoint(session, name, batch[-1].position)
+                try:
+                    await self._apply(batch)
+                except Exception as exc:
+                    if not sets_aside(exc):
+                        raise
+                    log.warning(
+                        "batch failed; applying its events one by one",
+                        extra={"consumer": name, "position": self.position,
+                               "batch": len(batch), "error": error_text(exc)},
+                    )  # fmt: skip
+                    await self._apply_one_by_one(batch)
                 self.position = batch[-1].position
         finally:
             self.active = False
+
+    async def _apply(self, batch: list[RecordedEvent]) -> None:
+        name = self.consumer.name
+        async with self._db.transaction() as session:
+            await lock_checkpoint(session, name, expected=self.position)
+            await self.consumer.apply(session, batch)
+            await advance_checkpoint(session, name, batch[-1].position)
+
+    async def _apply_one_by_one(self, batch: list[RecordedEvent]) -> None:
+        """Apply each event alone (undone alone if it fails); set aside the ones
+        that fail, in the transaction that moves the checkpoint past them."""
+        name = self.consumer.name
+        async with self._db.transaction() as session:
+            await lock_checkpoint(session, name, expected=self.position)
+            for event in batch:
+                try:
+                    async with session.savepoint():
+                        await self.consumer.apply(session, [event])
+                except Exception as exc:
+                    if not sets_aside(exc):
+                        raise
+                    await set_aside(session, name, event.position, event.event_id,
+                                    error_text(exc))  # fmt: skip
+            await advance_checkpoint(session, name, batch[-1].position)

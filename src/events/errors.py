@@ -14,6 +14,7 @@
     │   ├── NotDueYet               a timer's task came before its time
     │   └── UpstreamUnavailable     a Google Cloud service did not answer
     ├── DatabaseRefused             the database rejected a statement for another reason (500)
+    │   ├── DataRefused             ... for the values in it (out of range, a check failed)
     │   └── WriteConflict           a concurrent writer got there first; retry the batch
     │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
     ├── DestinationRefused          an export destination refused a write (schema, access, busy)
@@ -91,6 +92,13 @@ class UpstreamUnavailable(Unavailable):
 
 class DatabaseRefused(HookledgerError):
     code = "database_refused"
+
+
+class DataRefused(DatabaseRefused):
+    """Refused for the values sent, not the statement or the server: the same
+    values will be refused again (a consumer sets the event aside)."""
+
+    code = "data_refused"
 
 
 class WriteConflict(DatabaseRefused):

@@ -110,3 +110,39 @@ SELECT c.name, c.position, greatest(h.head - c.position, 0),
 FROM checkpoints AS c,
      (SELECT coalesce(max(position), 0) AS head FROM events) AS h
 ORDER BY c.name
+
+-- name: quarantine_event
+-- Set an event aside for a consumer, or count one more failure of one set aside
+-- already; returns the attempts so far (1: a first failure).
+INSERT INTO quarantine (consumer, position, error) VALUES (%s, %s, %s)
+ON CONFLICT (consumer, position) DO UPDATE
+SET error = excluded.error, last_seen_at = now(), attempts = quarantine.attempts + 1
+RETURNING attempts
+
+-- name: release_quarantined
+DELETE FROM quarantine WHERE consumer = %s AND position = %s
+
+-- name: release_quarantine_up_to
+DELETE FROM quarantine WHERE consumer = ANY(%s::text[]) AND position <= %s
+
+-- name: list_quarantine
+SELECT q.consumer, q.position, e.provider, e.type, e.stream, e.event_id, q.error,
+       q.first_seen_at, q.last_seen_at, q.attempts
+FROM quarantine AS q
+JOIN events AS e ON e.position = q.position
+WHERE %s::text IS NULL OR q.consumer = %s::text
+ORDER BY q.position, q.consumer
+
+-- name: quarantine_counts
+-- Every consumer with a checkpoint or a quarantined event, and how many it set aside.
+SELECT name, count(q.position)::int
+FROM (SELECT name FROM checkpoints UNION SELECT consumer FROM quarantine) AS c
+LEFT JOIN quarantine AS q ON q.consumer = c.name
+GROUP BY name
+ORDER BY name
+
+-- name: read_position
+SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
+       recorded_at, payload, raw, metadata, prev_hash, hash
+FROM events
+WHERE position = %s

@@ -116,6 +116,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry.set_defaults(run=_retry_dead_letter)
 
+    quarantine = commands.add_parser(
+        "quarantine", help="list the events a consumer could not apply and set aside"
+    )
+    quarantine.add_argument("--json", action="store_true", help="JSON instead of a table")
+    quarantine.set_defaults(run=_quarantine)
+    quarantine_commands = quarantine.add_subparsers(metavar="COMMAND")
+    again = quarantine_commands.add_parser(
+        "retry", help="apply set-aside events again; those that now apply leave the quarantine"
+    )
+    again.add_argument("--consumer", help="only this consumer's (e.g. projection.countdowns)")
+    again.add_argument("positions", nargs="*", type=int, metavar="POSITION",
+                       help="only these positions (default: all)")  # fmt: skip
+    again.set_defaults(run=_retry_quarantined)
+
     export = commands.add_parser("export", help="export the ledger for analysts")
     export.add_argument("--to", choices=("parquet", "bigquery"), required=True)
     export.add_argument("directory", nargs="?", type=Path, help="with --to parquet: where to write")
@@ -361,6 +375,9 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"rebuilt {', '.join(report.projections)}: {report.events} events of "
               f"{report.orders} orders up to position {report.position} in "
               f"{report.seconds:.1f} s ({rate:,.0f} events/s)")  # fmt: skip
+        if report.set_aside:
+            print(f"{report.set_aside} events could not be applied and are set aside: "
+                  "see `hookledger quarantine`")  # fmt: skip
         return 0
 
     with _database_url(settings) as url:
@@ -501,6 +518,71 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
             state, attempts, error = await action_state(db, args.key) or ("?", 0, None)
         print(f"{args.key}: {state} after attempt {attempts}" + (f": {error}" if error else ""))
         return 0 if state == "done" else 1
+
+    configure(settings.log_level, settings.gcp_project)
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from events.quarantine import quarantined
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            items = await quarantined(db)
+        if args.json:
+            print(json.dumps([
+                {**msgspec.structs.asdict(q), "first_seen_at": q.first_seen_at.isoformat(),
+                 "last_seen_at": q.last_seen_at.isoformat()}
+                for q in items
+            ], indent=2))  # fmt: skip
+            return 0
+        if not items:
+            print("no events set aside")
+            return 0
+        rows = [("CONSUMER", "POSITION", "PROVIDER", "TYPE", "STREAM", "ATTEMPTS", "ERROR",
+                 "LAST_SEEN_AT")]  # fmt: skip
+        for q in items:
+            rows.append((
+                q.consumer, str(q.position), q.provider, q.type, q.stream, str(q.attempts),
+                q.error if len(q.error) <= 80 else q.error[:77] + "...",
+                q.last_seen_at.isoformat(timespec="seconds"),
+            ))  # fmt: skip
+        _print_table(rows)
+        return 0
+
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _retry_quarantined(settings: Settings, args: argparse.Namespace) -> int:
+    from events.appender import Appender
+    from events.quarantine import Applies, retry
+    from hookledger.background import countdown_config
+    from hookledger.logs import configure
+    from projections.projectors import PROJECTIONS, ProjectionConsumer
+    from scheduler.policy import CountdownPolicy
+
+    async def run(url: str) -> int:
+        async with _database(url) as db:
+            policy = CountdownPolicy(Appender(db, group_commit=False), countdown_config(settings))
+            consumers: dict[str, Applies] = {policy.name: policy}
+            for projection in PROJECTIONS.values():
+                consumers[projection.consumer_name] = ProjectionConsumer(projection)
+            if args.consumer and args.consumer not in consumers:
+                print(f"hookledger: no consumer {args.consumer!r}; known: {', '.join(consumers)}",
+                      file=sys.stderr)  # fmt: skip
+                return 2
+            outcomes = await retry(db, consumers, consumer=args.consumer,
+                                   positions=args.positions)  # fmt: skip
+        if not outcomes:
+            print("nothing to retry")
+        for o in outcomes:
+            done = "applied, no longer set aside" if o.applied else f"still fails: {o.error}"
+            print(f"{o.consumer} position {o.position}: {done}")
+        return 0 if all(o.applied for o in outcomes) else 1
 
     configure(settings.log_level, settings.gcp_project)
     with _database_url(settings) as url:

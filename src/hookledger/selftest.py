@@ -19,6 +19,7 @@ import msgspec
 from api.providers.base import Adapter
 from events.connector import Database
 from events.errors import ChainBroken, HookledgerError
+from events.quarantine import quarantine_counts
 from events.queries import load
 from events.store import verify_chains
 from hookledger.migrations import discover
@@ -80,6 +81,7 @@ class SelfTest:
         checks["outbound.payments"] = outbound(self._actions, REFUND)
         checks["timers"] = await self._guard(self.timers)
         checks["exporter"] = await self._guard(self.exporter)
+        checks["quarantine"] = await self._guard(self.quarantine)
         checks["secrets"] = self.secrets()
         return {
             "status": overall(checks),
@@ -136,6 +138,13 @@ class SelfTest:
         if row is None:
             return Check(OK, "not configured (no exporter.bigquery checkpoint)")
         return Check(OK, f"at position {row[0]}, {row[1]} events behind the ledger")
+
+    async def quarantine(self) -> Check:
+        counts = {name: n for name, n in (await quarantine_counts(self._db)).items() if n}
+        if counts:
+            named = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
+            return Check(DEGRADED, f"events set aside ({named}); see `hookledger quarantine`")
+        return Check(OK, "no event set aside")
 
     def secrets(self) -> Check:
         names = self._secrets.settings()

@@ -35,9 +35,11 @@ from hookledger.secrets import SecretStore, live_provider_secrets
 from hookledger.selftest import SelfTest
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
+from projections.projectors import PROJECTIONS
 from projections.status import order_status
 from scheduler.actions.config import ActionSettings
 from scheduler.cloudtasks import record_dead_task
+from scheduler.policy import CountdownPolicy
 from scheduler.timers import fire_order
 
 log = logging.getLogger("hookledger")
@@ -70,6 +72,9 @@ def build_services(
     secrets = SecretStore.from_settings(settings)
     providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
+    metrics.register_consumers(
+        [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name]
+    )
     tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
     action_config = action_settings(settings, secrets)
     services = Services(

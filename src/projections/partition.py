@@ -20,8 +20,7 @@ import msgspec
 
 from events.connector import Connection, Database, Row
 from projections.facts import FoldEvent
-from projections.fold import fold
-from projections.projectors import PROJECTIONS, QUERIES, Projection, group_by_order
+from projections.projectors import PROJECTIONS, QUERIES, Projection, fold_apart, group_by_order
 
 FLUSH_ROWS = 20_000
 READ_ROWS = 10_000
@@ -39,6 +38,8 @@ class PartitionJob(msgspec.Struct, frozen=True):
 class PartitionDone(msgspec.Struct, frozen=True):
     events: int
     orders: int
+    # Events no fold could read: (position, event id, error), set aside at the swap.
+    set_aside: list[tuple[int, str, str]] = msgspec.field(default_factory=list)
 
 
 def run_in_process(job: PartitionJob, messages: Queue[Any]) -> None:
@@ -76,7 +77,7 @@ async def build_partition(job: PartitionJob, progress: Callable[[int], None]) ->
             await writer.flush()
             await writer.finish()
     progress(events)
-    return PartitionDone(events=events, orders=orders)
+    return PartitionDone(events=events, orders=orders, set_aside=writer.set_aside)
 
 
 async def _by_order(
@@ -123,9 +124,11 @@ class ShadowWriter:
         self.pending = 0
         self._now = datetime.now(UTC)
         self._loading: asyncio.Task[None] | None = None
+        self.set_aside: list[tuple[int, str, str]] = []
 
     def add(self, order: str, events: list[FoldEvent]) -> None:
-        state = fold(order, events)
+        state, apart = fold_apart(order, events)
+        self.set_aside.extend((event.position, event.event_id, error) for event, error in apart)
         for projection, buckets in zip(self._projections, self._rows, strict=True):
             for bucket, rows in zip(buckets, projection.rows(state), strict=True):
                 bucket.extend((*row, self._now) for row in rows)

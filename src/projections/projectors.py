@@ -10,6 +10,7 @@ from typing import Any, LiteralString
 
 from events.connector import Row, Session
 from events.model import RecordedEvent
+from events.quarantine import error_text
 from events.queries import load
 from projections.facts import FoldEvent, order_id_of
 from projections.fold import OrderState, fold
@@ -168,6 +169,49 @@ async def fold_streams(session: Session, streams: Sequence[str]) -> list[OrderSt
     """Read these order streams whole and fold each."""
     rows = await session.fetch_all(QUERIES["read_order_streams"], (list(streams),))
     return [fold(order, events) for order, events in group_by_order(rows)]
+
+
+# An event a fold could not read, and why (``events.quarantine.error_text``).
+SetAside = tuple[FoldEvent, str]
+
+
+def fold_apart(order: str, events: list[FoldEvent]) -> tuple[OrderState, list[SetAside]]:
+    """``fold``, and should it raise, the fold of the events it can read plus the
+    ones it cannot (each found by folding the stream one event longer at a
+    time: a rebuild folds whole streams, yet sets aside single events)."""
+    try:
+        return fold(order, events), []
+    except Exception as exc:
+        # Which events it cannot read is found below; the caller sets them aside and logs.
+        whole = error_text(exc)
+    kept: list[FoldEvent] = []
+    apart: list[SetAside] = []
+    for event in events:
+        try:
+            fold(order, [*kept, event])
+        except Exception as exc:
+            apart.append((event, error_text(exc)))
+        else:
+            kept.append(event)
+    try:
+        return fold(order, kept), apart
+    except Exception:
+        # Events that fail only together: all of them aside, with the first error.
+        return fold(order, []), [(event, whole) for event in events]
+
+
+async def fold_streams_apart(
+    session: Session, streams: Sequence[str]
+) -> tuple[list[OrderState], list[SetAside]]:
+    """``fold_streams``, setting aside the events a fold cannot read."""
+    rows = await session.fetch_all(QUERIES["read_order_streams"], (list(streams),))
+    states: list[OrderState] = []
+    apart: list[SetAside] = []
+    for order, events in group_by_order(rows):
+        state, failed = fold_apart(order, events)
+        states.append(state)
+        apart.extend(failed)
+    return states, apart
 
 
 def group_by_order(rows: Iterable[Row]) -> Iterable[tuple[str, list[FoldEvent]]]:

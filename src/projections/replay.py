@@ -21,6 +21,7 @@ import msgspec
 from events.checkpoints import advance_checkpoint, lock_checkpoint
 from events.connector import Database
 from events.errors import ReplayFailed
+from events.quarantine import release, set_aside
 from projections.partition import (
     PartitionDone,
     PartitionJob,
@@ -28,7 +29,7 @@ from projections.partition import (
     run_in_process,
     shadow_of,
 )
-from projections.projectors import QUERIES, Projection, fold_streams
+from projections.projectors import QUERIES, Projection, fold_streams_apart
 
 
 class ReplayReport(msgspec.Struct, frozen=True):
@@ -37,6 +38,7 @@ class ReplayReport(msgspec.Struct, frozen=True):
     orders: int
     position: int
     seconds: float
+    set_aside: int = 0  # events no fold could read, quarantined for each projection
 
 
 Progress = Callable[[int], None]
@@ -63,8 +65,8 @@ async def replay(
                     QUERIES["create_shadow"], shadow=shadow_of(table.name), live=table.name
                 )
     try:
-        head, events, orders = await _build(db, projections, progress, parts)
-        await _swap(db, projections, head)
+        head, events, orders, apart = await _build(db, projections, progress, parts)
+        await _swap(db, projections, head, apart)
     except BaseException:
         async with db.transaction() as session:
             for projection in projections:
@@ -77,6 +79,7 @@ async def replay(
         orders=orders,
         position=head,
         seconds=time.perf_counter() - started,
+        set_aside=len(apart),
     )
 
 
@@ -88,7 +91,7 @@ async def ledger_head(db: Database) -> int:
 
 async def _build(
     db: Database, projections: Sequence[Projection], progress: Progress | None, parts: int
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, list[tuple[int, str, str]]]:
     async with db.dedicated() as conn, conn.transaction() as session:
         # One snapshot, held until every partition has read it: the head read
         # here and the rows the partitions read agree.
@@ -103,7 +106,8 @@ async def _build(
             done = [await build_partition(jobs[0], progress or _ignore)]
         else:
             done = await _in_processes(jobs, progress)
-    return head, sum(d.events for d in done), sum(d.orders for d in done)
+    apart = [item for d in done for item in d.set_aside]
+    return head, sum(d.events for d in done), sum(d.orders for d in done), apart
 
 
 async def _in_processes(jobs: list[PartitionJob], progress: Progress | None) -> list[PartitionDone]:
@@ -146,7 +150,12 @@ def _ignore(_: int) -> None:
     return None
 
 
-async def _swap(db: Database, projections: Sequence[Projection], head: int) -> None:
+async def _swap(
+    db: Database, projections: Sequence[Projection], head: int, apart: list[tuple[int, str, str]]
+) -> None:
+    """Swap the shadow tables in, caught up with the live runners; the rebuild
+    applied every event up to ``head`` again, so what the projections had set
+    aside up to there is forgotten and what the rebuild could not read set aside."""
     async with db.transaction() as session:
         # Holding the checkpoints keeps the live runners between batches until
         # the new tables are in and caught up.
@@ -162,9 +171,15 @@ async def _swap(db: Database, projections: Sequence[Projection], head: int) -> N
         furthest = max([head, *live.values()])
         if furthest > head:
             rows = await session.fetch_all(QUERIES["streams_after"], (head, furthest))
-            states = await fold_streams(session, [r[0] for r in rows])
+            states, later = await fold_streams_apart(session, [r[0] for r in rows])
+            apart = [*apart, *((e.position, e.event_id, error) for e, error in later)]
             for projection in projections:
                 await projection.write(session, states)
-        for projection in projections:
-            await advance_checkpoint(session, projection.consumer_name, furthest)
+        names = [p.consumer_name for p in projections]
+        await release(session, names, head)
+        for position, event_id, error in apart:
+            for name in names:
+                await set_aside(session, name, position, event_id, error)
+        for name in names:
+            await advance_checkpoint(session, name, furthest)
         await session.execute(QUERIES["regrant_projections"])

@@ -57,6 +57,7 @@ def test_a_healthy_service_answers_every_subsystem_and_needs_the_operator_token(
         "outbound.payments": "safe_mode",
         "timers": "ok",
         "exporter": "ok",
+        "quarantine": "ok",
         "secrets": "ok",
     }  # fmt: skip
     assert report["checks"]["exporter"]["reason"].startswith("not configured")

@@ -12,6 +12,7 @@ from api.routes.reads import require_reader
 from api.services import Services
 from events.checkpoints import consumer_lags
 from events.errors import HookledgerError, NotFound
+from events.quarantine import quarantine_counts
 from events.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,14 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     services: Services = request.app.state.services
     try:
         lags = await consumer_lags(services.db)
+        quarantined: dict[str, int] | None = await quarantine_counts(services.db)
     except HookledgerError as exc:
         # Metrics must answer while the database is away: show what this process knows.
         log.warning("consumer lag not read", extra={"error": exc.detail})
-        lags = []
+        lags, quarantined = [], None
     return Response(
-        services.metrics.render(lags), media_type="text/plain; version=0.0.4; charset=utf-8"
+        services.metrics.render(lags, quarantined),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
     )
 
 
