@@ -19,6 +19,7 @@ from events.consumer import Consumer, ConsumerRunner
 from events.model import NewEvent, RecordedEvent
 from events.quarantine import quarantine_counts, quarantined, retry
 from projections import projectors
+from projections.fold import fold
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from projections.replay import ledger_head, replay
 from scheduler.countdown import CountdownConfig
@@ -180,7 +181,6 @@ async def test_a_rebuild_sets_aside_what_no_fold_can_read_and_finishes(
     await write(
         db, [order_created("poison", now_text()), poison, order_created("fine", now_text())]
     )
-    fold = projectors.fold
 
     def failing_fold(order: str, events: Any) -> Any:
         if any(e.event_id == "poison-event" for e in events):
