@@ -15,7 +15,9 @@ from typing import Any
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # inclusive
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
-RANGE_TEXT = f"from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} (inclusive) to {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+RANGE_TEXT = (
+    f"from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} inclusive to {LATEST:%Y-%m-%dT%H:%M:%SZ} exclusive"
+)
 # The longest ISO 8601 text worth parsing (with microseconds and an offset).
 _MAX_TEXT = 64
 # The datetime at each end of what Python can hold, as aware UTC values.

@@ -121,7 +121,7 @@ def parse_time(value: Any, field: str) -> datetime | None:
     refused: every later computation with it would be nonsense or overflow."""
     moment, readable = read_time(value)
     if readable and moment is None:
-        raise MalformedBody(f"{field} is not a time hookledger accepts ({RANGE_TEXT}, exclusive)")
+        raise MalformedBody(f"{field} is not a time hookledger accepts ({RANGE_TEXT})")
     return moment
 
 
