@@ -144,6 +144,9 @@ async def _retry_one(db: Database, consumer: Applies, position: int) -> RetryOut
         event = to_event(row)
         try:
             async with session.savepoint():
+                # Out of the quarantine first: a consumer reads its streams without
+                # the events it set aside. A failure undoes this with the rest.
+                await session.execute(QUERIES["release_quarantined"], (consumer.name, position))
                 await consumer.apply(session, [event])
         except Exception as exc:
             if not sets_aside(exc):
@@ -151,6 +154,5 @@ async def _retry_one(db: Database, consumer: Applies, position: int) -> RetryOut
             error = error_text(exc)
             await set_aside(session, consumer.name, position, event.event_id, error)
             return RetryOutcome(consumer.name, position, False, error)
-        await session.execute(QUERIES["release_quarantined"], (consumer.name, position))
     log.info("quarantined event applied", extra={"consumer": consumer.name, "position": position})
     return RetryOutcome(consumer.name, position, True)

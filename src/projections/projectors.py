@@ -154,7 +154,7 @@ class ProjectionConsumer:
     async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
         streams = touched_orders(events, self.projection.relevant)
         if streams:
-            states = await fold_streams(session, streams)
+            states = await fold_streams(session, streams, self.name)
             await self.projection.write(session, states)
 
 
@@ -165,9 +165,11 @@ def touched_orders(
     return sorted({e.stream for e in events if order_id_of(e.stream) is not None and relevant(e)})
 
 
-async def fold_streams(session: Session, streams: Sequence[str]) -> list[OrderState]:
-    """Read these order streams whole and fold each."""
-    rows = await session.fetch_all(QUERIES["read_order_streams"], (list(streams),))
+async def fold_streams(
+    session: Session, streams: Sequence[str], consumer: str | None = None
+) -> list[OrderState]:
+    """Read these order streams whole (less what ``consumer`` set aside) and fold each."""
+    rows = await read_order_streams(session, streams, consumer)
     return [fold(order, events) for order, events in group_by_order(rows)]
 
 
@@ -204,7 +206,7 @@ async def fold_streams_apart(
     session: Session, streams: Sequence[str]
 ) -> tuple[list[OrderState], list[SetAside]]:
     """``fold_streams``, setting aside the events a fold cannot read."""
-    rows = await session.fetch_all(QUERIES["read_order_streams"], (list(streams),))
+    rows = await read_order_streams(session, streams)
     states: list[OrderState] = []
     apart: list[SetAside] = []
     for order, events in group_by_order(rows):
@@ -212,6 +214,14 @@ async def fold_streams_apart(
         states.append(state)
         apart.extend(failed)
     return states, apart
+
+
+async def read_order_streams(
+    session: Session, streams: Sequence[str], consumer: str | None = None
+) -> list[Row]:
+    """The events of these order streams, in stream order, without those
+    ``consumer`` has set aside (``events.quarantine``)."""
+    return await session.fetch_all(QUERIES["read_order_streams"], (list(streams), consumer))
 
 
 def group_by_order(rows: Iterable[Row]) -> Iterable[tuple[str, list[FoldEvent]]]:

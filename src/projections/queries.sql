@@ -2,9 +2,13 @@
 -- rewrites the rows of the orders a batch touched: delete them, insert them anew.
 
 -- name: read_order_streams [unprepared]
+-- Whole order streams, without the events the consumer named (if any) has set
+-- aside: the rest of an order goes on being applied.
 SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
 FROM events
 WHERE stream = ANY(%b::text[])
+  AND NOT EXISTS (SELECT 1 FROM quarantine AS q
+                  WHERE q.consumer = %s::text AND q.position = events.position)
 ORDER BY stream, stream_version
 
 -- name: streams_after [unprepared]

@@ -13,7 +13,7 @@ from events.connector import Session
 from events.model import NewEvent, RecordedEvent
 from projections.facts import order_id_of
 from projections.fold import OrderState
-from projections.projectors import QUERIES, group_by_order, touched_orders
+from projections.projectors import group_by_order, read_order_streams, touched_orders
 from scheduler.actions.model import ActionRequest
 from scheduler.actions.queue import enqueue
 from scheduler.countdown import CountdownConfig, on_events
@@ -55,7 +55,7 @@ class CountdownPolicy:
         streams = touched_orders(events, lambda e: e.type.startswith(DECIDING))
         if not streams:
             return
-        rows = await session.fetch_all(QUERIES["read_order_streams"], (streams,))
+        rows = await read_order_streams(session, streams, self.name)
         now = self._clock()
         states: dict[str, OrderState] = {}
         decided: list[list[NewEvent]] = []

@@ -200,3 +200,34 @@ async def test_a_rebuild_sets_aside_what_no_fold_can_read_and_finishes(
     await replay(db, list(PROJECTIONS.values()), parts=1)
     assert await quarantined(db) == []  # a rebuild applied it all again
     assert await countdown_of(db, "poison") == "running"
+
+
+async def test_later_events_of_an_order_apply_without_the_one_set_aside(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_fold(order: str, events: Any) -> Any:
+        if any(e.event_id == "poison-event" for e in events):
+            raise ZeroDivisionError("a fold bug")
+        return fold(order, events)
+
+    monkeypatch.setattr(projectors, "fold", failing_fold)
+    orders = ProjectionConsumer(PROJECTIONS["orders"])
+    poison = new_event("order-o", provider="post-purchase", type="order.created",
+                       event_id="poison-event", body={"orderId": "o"})  # fmt: skip
+    async with running(db, [orders]):
+        for event in (
+            order_created("o", now_text()),
+            poison,
+            new_event("order-o", type="order.paid"),
+        ):
+            await write(db, [event])
+            await until(lambda: caught_up(db, orders.name))
+    [item] = await quarantined(db)
+    assert (item.consumer, item.event_id) == (orders.name, "poison-event")
+    row = await db.fetch_one("SELECT status FROM orders WHERE order_id = 'o'")
+    assert row == ("paid",)  # applied after the poisoned event, without it
+
+    assert [o.applied for o in await retry(db, {orders.name: orders})] == [False]
+    monkeypatch.setattr(projectors, "fold", fold)
+    assert [o.applied for o in await retry(db, {orders.name: orders})] == [True]
+    assert await quarantined(db) == []
