@@ -8,7 +8,9 @@ counted down, and a retry applies it once the cause is gone.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +28,7 @@ from tests.e2e_helpers import (
     send_post_purchase,
     wait_for,
 )
-from tests.support import ServerProcess
+from tests.support import ServerProcess, signed
 
 COUNTDOWNS = "projection.countdowns"
 
@@ -115,3 +117,57 @@ def test_an_event_a_consumer_cannot_apply_is_set_aside_and_later_orders_still_co
     assert wait_for(lambda: expiry_lateness(database_url, poison) is not None, 20), types_of(
         database_url, poison
     )
+
+
+HUGE = "x" * 100_000
+# Signed bodies at the limits of JSON and of the folds, each either refused (400)
+# or recorded and then applied by every consumer: never a 500, never set aside.
+EXTREMES: list[tuple[str, bytes, str]] = [
+    ("post-purchase", b'{"event": "order.created", "orderId": "%s", "orderTotal": 1e400}', "x"),
+    ("post-purchase", b'{"event": "order.created", "orderId": "%s", "createdAt": NaN}', "x"),
+    ("post-purchase", b'{"event": "order.created", "orderId": "%s", "orderTotal": 1%s}'
+     % (b"%s", b"0" * 4000), "x"),
+    ("post-purchase", b'{"event": "order.created", "orderId": "%s", "createdAt": 1%s}'
+     % (b"%s", b"0" * 4000), "x"),
+    ("post-purchase", json.dumps({"event": "order.created", "orderId": "%s",
+     "orderTotal": "1e999999", "currency": HUGE, "customerEmail": HUGE, "createdAt": HUGE,
+     "transactionId": HUGE}).encode(), "x"),
+    ("shopify", json.dumps({"id": "%s", "total_price": "-1e-999999", "email": HUGE,
+     "created_at": HUGE, "updated_at": "2026-01-01T00:00:00Z"}).encode(), "orders/create"),
+    ("veriff", json.dumps({"verification": {"id": HUGE, "status": "approved",
+     "vendorData": "%s"}}).encode(), "x"),
+    ("veriff", json.dumps({"verification": {"id": "s", "status": "approved", "vendorData": "%s",
+     "decisionTime": HUGE, "submissionTime": 1e308}}).encode(), "x"),
+    ("stripe", json.dumps({"id": "evt_%s", "type": "order.created", "created": -1e308,
+     "data": {"object": {"metadata": {"order_id": "%s"}}}}).encode(), "x"),
+    ("sendgrid", json.dumps([{"sg_event_id": "%s", "event": "open", "timestamp": 1e300,
+     "order_id": "%s"}]).encode(), "x"),
+]  # fmt: skip
+
+
+def test_bodies_at_every_limit_are_refused_or_applied_never_a_server_error(
+    countdown_server: ServerProcess, database_url: str
+) -> None:
+    statuses = []
+    for provider, template, topic in EXTREMES:
+        order = f"x-{uuid.uuid4().hex[:8]}"
+        body = template.replace(b"%s", order.encode())
+        answer = httpx.post(f"{countdown_server.url}/api/v1/{provider}/webhook", content=body,
+                            headers=signed(provider, body, topic=topic), timeout=10)  # fmt: skip
+        assert answer.status_code in (200, 400), answer.text
+        statuses.append(answer.status_code)
+    assert 200 in statuses and 400 in statuses
+
+    def consumers_done() -> bool:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM checkpoints "
+                "WHERE (name LIKE 'projection.%' OR name = 'policy.countdown') "
+                "AND position >= (SELECT max(position) FROM events)"
+            ).fetchone()
+        return row is not None and row[0] == 4
+
+    assert wait_for(consumers_done, 20)
+    time.sleep(4)  # the countdowns' decisions and timers, applied in turn
+    assert wait_for(consumers_done, 20)
+    assert run_cli(database_url, "quarantine").stdout.strip() == "no events set aside"
