@@ -16,8 +16,9 @@ from events.model import ORDER_STREAM_PREFIX
 from events.times import believable, read_time
 
 HOOKLEDGER = "hookledger"
-# Amounts past these (digits before the point, after it, characters) are not amounts.
+# No order totals more digits than this before the point, or after it.
 MAX_AMOUNT_DIGITS = 30
+# Nor is it written in more characters than this.
 MAX_AMOUNT_TEXT = 100
 # Decisions after which a verification session is no longer waiting on Veriff.
 FINAL_DECISIONS = frozenset(
