@@ -344,6 +344,7 @@ def test_format_time_is_utc_with_microseconds_and_z() -> None:
 
 
 def test_format_time_pads_years_before_1000_to_four_digits() -> None:
-    # parse_time accepts occurredAt such as "0999-01-01T00:00:00Z"; the documented
-    # form is YYYY-..., so an auditor following it must get the same hash.
+    # Events recorded before the intake checked times may hold one such as
+    # "0999-01-01T00:00:00Z"; the documented form is YYYY-..., so an auditor
+    # following it must get the same hash.
     assert format_time(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00.000000Z"
