@@ -14,13 +14,23 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
-from events.connector import Connection, Database, Row
+from events.connector import Connection, Database, Row, Session
+from events.errors import DataRefused
+from events.model import ORDER_STREAM_PREFIX
+from events.quarantine import error_text
 from projections.facts import FoldEvent
-from projections.projectors import PROJECTIONS, QUERIES, Projection, fold_apart, group_by_order
+from projections.projectors import (
+    PROJECTIONS,
+    QUERIES,
+    Projection,
+    fold_apart,
+    group_by_order,
+    read_order_streams,
+)
 
 FLUSH_ROWS = 20_000
 READ_ROWS = 10_000
@@ -38,8 +48,9 @@ class PartitionJob(msgspec.Struct, frozen=True):
 class PartitionDone(msgspec.Struct, frozen=True):
     events: int
     orders: int
-    # Events no fold could read: (position, event id, error), set aside at the swap.
-    set_aside: list[tuple[int, str, str]] = msgspec.field(default_factory=list)
+    # Events a projection could not apply: (consumer, position, event id, error),
+    # set aside at the swap.
+    set_aside: list[tuple[str, int, str, str]] = msgspec.field(default_factory=list)
 
 
 def run_in_process(job: PartitionJob, messages: Queue[Any]) -> None:
@@ -59,7 +70,7 @@ async def build_partition(job: PartitionJob, progress: Callable[[int], None]) ->
     events = orders = 0
     with _without_gc():
         async with db.dedicated() as reader, db.dedicated() as writer_conn:
-            writer = ShadowWriter(projections, writer_conn)
+            writer = ShadowWriter(projections, writer_conn, job.head)
             async with reader.transaction() as session:
                 await session.execute(QUERIES["repeatable_read"])
                 await session.import_snapshot(job.snapshot)
@@ -113,22 +124,45 @@ def _without_gc() -> Iterator[None]:
             gc.enable()
 
 
+class _Chunk(NamedTuple):
+    """Rows of one table of one projection, to be loaded together."""
+
+    projection: Projection
+    place: int  # of the table among the projection's
+    table: str
+    columns: tuple[str, ...]
+    rows: list[Any]
+
+
+class _Undo(Exception):
+    """Raised to undo a trial load once it is known to succeed."""
+
+
 class ShadowWriter:
     """Buffers rebuilt rows and COPYs them into the shadow tables, on a connection
-    of its own so the server loads one chunk while the next is folded."""
+    of its own so the server loads one chunk while the next is folded.
 
-    def __init__(self, projections: Sequence[Projection], conn: Connection) -> None:
+    Events a fold cannot read are set aside as they are folded; rows the database
+    refuses are found order by order, and the event that makes them refused
+    event by event (only then), and set aside for that projection."""
+
+    def __init__(self, projections: Sequence[Projection], conn: Connection, head: int) -> None:
         self._projections = projections
         self._conn = conn
+        self._head = head
         self._rows: list[list[list[Any]]] = [[[] for _ in p.tables] for p in projections]
         self.pending = 0
         self._now = datetime.now(UTC)
         self._loading: asyncio.Task[None] | None = None
-        self.set_aside: list[tuple[int, str, str]] = []
+        self.set_aside: list[tuple[str, int, str, str]] = []
 
     def add(self, order: str, events: list[FoldEvent]) -> None:
         state, apart = fold_apart(order, events)
-        self.set_aside.extend((event.position, event.event_id, error) for event, error in apart)
+        for projection in self._projections:
+            self.set_aside.extend(
+                (projection.consumer_name, event.position, event.event_id, error)
+                for event, error in apart
+            )
         for projection, buckets in zip(self._projections, self._rows, strict=True):
             for bucket, rows in zip(buckets, projection.rows(state), strict=True):
                 bucket.extend((*row, self._now) for row in rows)
@@ -139,21 +173,67 @@ class ShadowWriter:
         await self.finish()
         chunks = []
         for projection, buckets in zip(self._projections, self._rows, strict=True):
-            for table, bucket in zip(projection.tables, buckets, strict=True):
+            for index, (table, bucket) in enumerate(zip(projection.tables, buckets, strict=True)):
                 if bucket:
                     columns = table.columns + (("updated_at",) if table.timestamped else ())
                     rows = bucket if table.timestamped else [r[:-1] for r in bucket]
-                    chunks.append((shadow_of(table.name), columns, rows))
+                    chunks.append(_Chunk(projection, index, shadow_of(table.name), columns, rows))
         self._rows = [[[] for _ in p.tables] for p in self._projections]
         self.pending = 0
         if chunks:
             self._loading = asyncio.create_task(self._load(chunks))
             await asyncio.sleep(0)  # let the load start before we get busy
 
-    async def _load(self, chunks: list[tuple[str, tuple[str, ...], list[Any]]]) -> None:
+    async def _load(self, chunks: list[_Chunk]) -> None:
         async with self._conn.transaction() as session:
-            for table, columns, rows in chunks:
-                await session.copy_rows(table, columns, rows)
+            for chunk in chunks:
+                try:
+                    async with session.savepoint():
+                        await session.copy_rows(chunk.table, chunk.columns, chunk.rows)
+                except DataRefused:
+                    await self._load_by_order(session, chunk)
+
+    async def _load_by_order(self, session: Session, chunk: _Chunk) -> None:
+        """A refused chunk, again one order at a time (every table's first column
+        is the order id), finding the events behind the orders refused."""
+        by_order: dict[str, list[Any]] = {}
+        for row in chunk.rows:
+            by_order.setdefault(row[0], []).append(row)
+        for order, rows in by_order.items():
+            try:
+                async with session.savepoint():
+                    await session.copy_rows(chunk.table, chunk.columns, rows)
+            except DataRefused:
+                await self._load_apart(session, chunk, order)
+
+    async def _load_apart(self, session: Session, chunk: _Chunk, order: str) -> None:
+        """The order's rows from its events up to the rebuild's head (the ledger
+        is append-only: the same as the snapshot's), each event tried in turn;
+        the ones that make the rows refused are set aside."""
+        found = await read_order_streams(session, [ORDER_STREAM_PREFIX + order])
+        events = [FoldEvent(*row[1:]) for row in found if row[1] <= self._head]
+        kept: list[FoldEvent] = []
+        for event in events:
+            try:
+                async with session.savepoint():
+                    await self._copy_state(session, chunk, order, [*kept, event])
+                    raise _Undo
+            except _Undo:
+                kept.append(event)
+            except DataRefused as exc:
+                consumer = chunk.projection.consumer_name
+                self.set_aside.append((consumer, event.position, event.event_id, error_text(exc)))
+        await self._copy_state(session, chunk, order, kept)
+
+    async def _copy_state(
+        self, session: Session, chunk: _Chunk, order: str, events: list[FoldEvent]
+    ) -> None:
+        state, _ = fold_apart(order, events)  # what no fold reads is set aside already
+        rows = chunk.projection.rows(state)[chunk.place]
+        timestamped = chunk.projection.tables[chunk.place].timestamped
+        await session.copy_rows(
+            chunk.table, chunk.columns, [(*r, self._now) if timestamped else r for r in rows]
+        )
 
     async def finish(self) -> None:
         """Wait for the load in progress, if any."""

@@ -79,7 +79,7 @@ async def replay(
         orders=orders,
         position=head,
         seconds=time.perf_counter() - started,
-        set_aside=len(apart),
+        set_aside=len({position for _, position, _, _ in apart}),
     )
 
 
@@ -91,7 +91,7 @@ async def ledger_head(db: Database) -> int:
 
 async def _build(
     db: Database, projections: Sequence[Projection], progress: Progress | None, parts: int
-) -> tuple[int, int, int, list[tuple[int, str, str]]]:
+) -> tuple[int, int, int, list[tuple[str, int, str, str]]]:
     async with db.dedicated() as conn, conn.transaction() as session:
         # One snapshot, held until every partition has read it: the head read
         # here and the rows the partitions read agree.
@@ -151,7 +151,10 @@ def _ignore(_: int) -> None:
 
 
 async def _swap(
-    db: Database, projections: Sequence[Projection], head: int, apart: list[tuple[int, str, str]]
+    db: Database,
+    projections: Sequence[Projection],
+    head: int,
+    apart: list[tuple[str, int, str, str]],
 ) -> None:
     """Swap the shadow tables in, caught up with the live runners; the rebuild
     applied every event up to ``head`` again, so what the projections had set
@@ -172,14 +175,14 @@ async def _swap(
         if furthest > head:
             rows = await session.fetch_all(QUERIES["streams_after"], (head, furthest))
             states, later = await fold_streams_apart(session, [r[0] for r in rows])
-            apart = [*apart, *((e.position, e.event_id, error) for e, error in later)]
+            apart = [*apart, *((p.consumer_name, e.position, e.event_id, error)
+                               for e, error in later for p in projections)]  # fmt: skip
             for projection in projections:
                 await projection.write(session, states)
         names = [p.consumer_name for p in projections]
         await release(session, names, head)
-        for position, event_id, error in apart:
-            for name in names:
-                await set_aside(session, name, position, event_id, error)
+        for name, position, event_id, error in apart:
+            await set_aside(session, name, position, event_id, error)
         for name in names:
             await advance_checkpoint(session, name, furthest)
         await session.execute(QUERIES["regrant_projections"])

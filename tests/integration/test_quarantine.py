@@ -231,3 +231,29 @@ async def test_later_events_of_an_order_apply_without_the_one_set_aside(
     monkeypatch.setattr(projectors, "fold", fold)
     assert [o.applied for o in await retry(db, {orders.name: orders})] == [True]
     assert await quarantined(db) == []
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+async def test_a_rebuild_sets_aside_the_event_behind_rows_the_database_refuses(
+    db: Database, parts: int
+) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            "ALTER TABLE countdowns ADD CONSTRAINT planted CHECK (order_id <> 'poison')"
+        )
+    events: list[NewEvent] = []
+    for order in ("one", "poison", "two"):
+        started: dict[str, Any] = {"order_id": order, "started_at": "2026-05-01T00:00:00+00:00",
+                   "due_at": "2026-05-04T00:00:00+00:00", "reminders": []}  # fmt: skip
+        events += [order_created(order, now_text()),
+                   new_event(f"order-{order}", provider="hookledger", type="countdown.started",
+                             event_id=f"countdown.started:{order}", body=started)]  # fmt: skip
+    await write(db, events)
+    report = await replay(db, list(PROJECTIONS.values()), parts=parts)
+    assert report.set_aside == 1
+    [item] = await quarantined(db)
+    assert (item.consumer, item.event_id) == (COUNTDOWNS, "countdown.started:poison")
+    assert item.error.startswith("DataRefused: CheckViolation")
+    assert {r[0] for r in await db.fetch_all("SELECT order_id FROM countdowns")} == {"one", "two"}
+    orders = {r[0] for r in await db.fetch_all("SELECT order_id FROM orders")}
+    assert orders == {"one", "poison", "two"}
