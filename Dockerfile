@@ -1,6 +1,7 @@
 # The production image: `hookledger serve` on Cloud Run (see deploy/DEPLOY.md).
 # Build stage: the README's install (a venv, pip install of this project), made
-# non-editable so the runtime stage needs only the venv, not the source.
+# non-editable so the runtime stage needs only the venv, not the source, and
+# without the `embedded` extra: the image uses Cloud SQL, never pgserver's Postgres.
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src

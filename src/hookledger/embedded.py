@@ -8,11 +8,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hookledger.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 # pgserver counts the processes that use a server in this file and stops the
 # server when the last one leaves; a holder that was killed never leaves.
 HOLDERS_FILE = ".handle_pids.json"
+
+# What a command that needs a database says on an install without pgserver.
+MISSING = (
+    "no database: HOOKLEDGER_DATABASE_URL is not set and the embedded Postgres is not "
+    "installed; install hookledger[embedded] or set HOOKLEDGER_DATABASE_URL"
+)
 
 
 class EmbeddedPostgres:
@@ -24,8 +32,16 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        """Start (or join) the server; return its connection URL."""
-        import pgserver  # a heavy import, only needed on the embedded path
+        """Start (or join) the server; return its connection URL.
+
+        Raises SettingsError when pgserver is not installed (a deployment's
+        install, which brings its own database)."""
+        try:
+            import pgserver  # a heavy import, only needed on the embedded path
+        except ModuleNotFoundError as exc:
+            if exc.name != "pgserver":
+                raise  # pgserver is there but broken: its own error says more
+            raise SettingsError(MISSING) from None
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         _forget_dead_holders(self.pgdata / HOLDERS_FILE)

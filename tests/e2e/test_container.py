@@ -5,20 +5,47 @@ Dockerfile, and the Dockerfile's install step, done in a clean venv, gives a
 To stay fast the clean venv installs this project only (``--no-deps``) and
 reaches the dependencies of the test venv through a path entry: what is proved
 is that the package the Dockerfile builds is complete, not that PyPI works.
+What pip would bring in with it is read from the built package's metadata and
+the test venv's: the embedded Postgres (pgserver) must not be among it.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterable
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.support import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
+
+
+def installed_with(requirements: Iterable[str], extras: frozenset[str]) -> set[str]:
+    """Every distribution that installing ``requirements`` (for ``extras``) pulls in,
+    followed through the metadata of the distributions this venv has."""
+    found: set[str] = set()
+    todo = [(Requirement(text), extras) for text in requirements]
+    while todo:
+        requirement, wanted = todo.pop()
+        environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
+        marker = requirement.marker
+        if marker is not None and not any(marker.evaluate(env) for env in environments):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        found.add(name)
+        below = importlib.metadata.distribution(requirement.name).requires or []
+        todo.extend((Requirement(text), frozenset(requirement.extras)) for text in below)
+    return found
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
@@ -81,3 +108,10 @@ def test_the_dockerfile_s_install_in_a_clean_venv_gives_a_working_hookledger(
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert helped.returncode == 0, helped.stderr
     assert "selftest" in helped.stdout
+
+    # What the image's pip would install: the runtime, without the embedded Postgres.
+    (built,) = importlib.metadata.distributions(name="hookledger", path=[site])
+    runtime = installed_with(built.requires or [], frozenset())
+    assert {"psycopg", "uvicorn", "litestar", "psycopg-binary"} <= runtime  # the walk works
+    assert "pgserver" not in runtime
+    assert "pgserver" in installed_with(built.requires or [], frozenset({"embedded"}))
