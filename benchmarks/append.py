@@ -3,7 +3,7 @@
 Writes batches of N webhook-sized events (about 1 KB, four per order stream)
 through the real appender's ``write`` on its own connection, one batch after
 another, and prints per batch: wall time, this process's CPU and the Postgres
-backend's CPU (read from /proc, so Postgres must run on this machine). Running
+backend's CPU (read with psutil, so Postgres must run on this machine). Running
 it at two batch sizes separates a batch's fixed cost from each event's.
 See benchmarks/README.md.
 """
@@ -16,7 +16,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from benchmarks.ingest import DEFAULT_SERVER, admin_url, process_cpu, scratch_database
+from benchmarks.databases import DEFAULT_SERVER, admin_url, scratch_database
+from benchmarks.machine import process_cpu
 from events.appender import write
 from events.connector import Database
 from events.model import NewEvent

@@ -31,7 +31,7 @@ from typing import LiteralString
 import msgspec
 import psycopg
 
-from benchmarks.ingest import DEFAULT_SERVER, scratch_database
+from benchmarks.databases import DEFAULT_SERVER, scratch_database
 from events.appender import write
 from events.connector import Database
 from events.model import NewEvent

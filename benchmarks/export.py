@@ -32,16 +32,15 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from benchmarks.ingest import (
+from benchmarks.databases import (
     DEFAULT_SERVER,
     LOOPBACK,
-    _decision_body,
-    _order_body,
     admin_url,
-    machine_seconds,
     postgres_context,
     with_database,
 )
+from benchmarks.ingest.requests import decision_body, order_body
+from benchmarks.machine import machine_seconds
 from events.appender import write
 from events.connector import Database
 from events.model import NewEvent
@@ -81,16 +80,16 @@ def order_life(order: str, serial: int, at: datetime) -> list[NewEvent]:
     countdown = {"order_id": order, "started_at": iso, "due_at": iso}
     attempt = {"id": session, "attemptId": f"{session}-1", "vendorData": order, "feature": "selfid"}
     return [
-        event("post-purchase", "order.created", _order_body("order.created", order, iso, serial),
+        event("post-purchase", "order.created", order_body("order.created", order, iso, serial),
               at),
         event("hookledger", "countdown.started", _small(countdown), None),
         event("veriff", "verification.started", _small({**attempt, "action": "started"}), None),
         event("veriff", "verification.submitted", _small({**attempt, "action": "submitted"}),
               None),
         event("veriff", "verification.approved",
-              _decision_body(order, session, "approved", 9001, iso), at),
+              decision_body(order, session, "approved", 9001, iso), at),
         event("hookledger", "countdown.satisfied", _small({"order_id": order}), None),
-        event("post-purchase", "order.paid", _order_body("order.paid", order, iso, serial), at),
+        event("post-purchase", "order.paid", order_body("order.paid", order, iso, serial), at),
     ]  # fmt: skip
 
 

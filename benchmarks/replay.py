@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from benchmarks.ingest import DEFAULT_SERVER, scratch_database
+from benchmarks.databases import DEFAULT_SERVER, scratch_database
 from events.appender import write
 from events.connector import Database
 from events.model import NewEvent

@@ -1,4 +1,4 @@
--- wrk script for benchmarks/ingest.py: replays pre-signed webhook requests.
+-- wrk script for benchmarks.ingest (load.py): replays pre-signed webhook requests.
 --
 -- Usage: wrk -s ingest.lua URL -- PREFIX
 -- Thread N streams PREFIX.N, records of "<length>\n<raw HTTP request>". The

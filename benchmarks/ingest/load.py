@@ -1,0 +1,66 @@
+"""The load: wrk replaying the signed deliveries over keep-alive connections."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA_SCRIPT = Path(__file__).with_name("ingest.lua")
+WRK_TIMEOUT = "10s"  # well above any healthy latency, so slow requests are measured, not dropped
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    seconds: float
+    requests: int
+    status_errors: int
+    socket_errors: int
+    timeouts: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    wrapped: int
+
+
+def run_wrk(wrk: str, port: int, prefix: Path, args: argparse.Namespace) -> WrkResult:
+    command = [
+        wrk,
+        "-t",
+        str(args.wrk_threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
+        "--timeout",
+        WRK_TIMEOUT,
+        "-s",
+        str(LUA_SCRIPT),
+        f"http://127.0.0.1:{port}/",
+        "--",
+        str(prefix),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.duration + 120, check=False
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("HLBENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    if args.verbose:
+        print(done.stdout)
+    data = json.loads(line.removeprefix("HLBENCH "))
+    return WrkResult(
+        seconds=data["duration_us"] / 1e6,
+        requests=data["requests"],
+        status_errors=data["status_errors"],
+        socket_errors=data["connect_errors"] + data["read_errors"] + data["write_errors"],
+        timeouts=data["timeouts"],
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        wrapped=data["wrapped"],
+    )
