@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import psycopg
 
-from tests.countdown_helpers import WINDOW_ENV, now_order, types_of
+from tests.countdown_helpers import WINDOW_ENV, all_due, now_order, timers_left, types_of
 from tests.e2e_helpers import send_post_purchase, wait_for
 from tests.support import ServerProcess, WorkerProcess
 
@@ -35,12 +34,14 @@ def test_countdowns_due_while_the_server_is_down_expire_exactly_once_after_resta
         )
     finally:
         server.kill()
-    time.sleep(4)  # every countdown falls due while nothing runs
+    # Every countdown falls due while nothing runs.
+    assert wait_for(lambda: all_due(database_url, orders), 10)
     restarted = ServerProcess(database_url, env=WINDOW_ENV).start()
     try:
         done = wait_for(lambda: len(expiries(database_url, orders)) == len(orders), 20)
         assert done, expiries(database_url, orders)
-        time.sleep(1)
+        # No timer left that could fire again.
+        assert wait_for(lambda: timers_left(database_url, orders) == 0, 10)
     finally:
         restarted.stop()
     assert expiries(database_url, orders) == dict.fromkeys(orders, 1)
@@ -51,14 +52,17 @@ def test_two_workers_beside_a_server_expire_each_countdown_once(database_url: st
     workers = [WorkerProcess(database_url, env=WINDOW_ENV).start() for _ in range(2)]
     orders = [f"w-{uuid.uuid4().hex[:8]}" for _ in range(30)]
     try:
-        for n, order in enumerate(orders):
+        first, rest = orders[: len(orders) // 2 + 1], orders[len(orders) // 2 + 1 :]
+        for order in first:
             assert send_post_purchase(server.url, now_order(order)).status_code == 200
-            if n == len(orders) // 2:
-                time.sleep(3)  # the first orders fall due with both workers claiming
-                workers[0].kill()  # then one dies; the other takes over its leases
+        # The first orders fall due and expire with both workers claiming ...
+        assert wait_for(lambda: len(expiries(database_url, first)) == len(first), 15)
+        workers[0].kill()  # ... then one dies; the other takes over its leases
+        for order in rest:
+            assert send_post_purchase(server.url, now_order(order)).status_code == 200
         done = wait_for(lambda: len(expiries(database_url, orders)) == len(orders), 25)
         assert done, expiries(database_url, orders)
-        time.sleep(1)
+        assert wait_for(lambda: timers_left(database_url, orders) == 0, 10)
     finally:
         for worker in workers:
             worker.stop()

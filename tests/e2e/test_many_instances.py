@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.countdown_helpers import WINDOW_ENV, now_order
+from tests.countdown_helpers import HEADSTART, WINDOW_ENV, now_order
 from tests.e2e_helpers import decision_body, run_cli, send_post_purchase, send_veriff, wait_for
 from tests.integration.test_projections import TABLES
 from tests.support import ServerProcess, WorkerProcess
@@ -71,7 +71,8 @@ def test_three_servers_and_two_workers_with_one_of_each_killed_lose_and_double_n
         for _ in range(6):
             server = live[next(turn) % len(live)]
             try:
-                answer = send_post_purchase(server.url, now_order(order), msg_id=msg_id)
+                ahead = HEADSTART if order in approved else 0.0
+                answer = send_post_purchase(server.url, now_order(order, ahead), msg_id=msg_id)
             except httpx.HTTPError:
                 continue
             if answer.status_code == 200:
