@@ -110,8 +110,9 @@ def read_metrics(text: str) -> tuple[dict[str, int], dict[str, float]]:
                     key = f"{sample.labels.get('provider')}:{sample.labels.get('outcome')}"
                     outcomes[key] += int(sample.value)
         elif family.type == "histogram" and family.name.startswith("hookledger_"):
+            # _sum and _count are the unlabelled samples (the buckets carry `le`).
             totals = {s.name.removeprefix(family.name): s.value for s in family.samples
-                      if not s.labels or set(s.labels) == {"le"}}  # fmt: skip
+                      if not s.labels}  # fmt: skip
             if totals.get("_count"):
                 means[family.name] = totals["_sum"] / totals["_count"]
     return dict(outcomes), means
