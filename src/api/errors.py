@@ -8,16 +8,14 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from events.errors import (
+from api.rejections import (
     BodyTooLarge,
-    DatabaseRefused,
-    HookledgerError,
     MalformedBody,
     NotFound,
     SignatureRejected,
-    Unavailable,
     UnsupportedMediaType,
 )
+from events.errors import DatabaseRefused, HookledgerError, Unavailable
 
 log = logging.getLogger("hookledger.api")
 

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from api.providers.base import Adapter, Normalised
-from events.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
+from api.rejections import BodyTooLarge, MalformedBody, UnsupportedMediaType
 from events.model import NewEvent
 
 MAX_DEPTH = 64

@@ -9,17 +9,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from api.rejections import REASONS, reason_of
-from events.checkpoints import ConsumerLag
-from events.errors import (
-    AppenderStopped,
+from api.rejections import (
+    REASONS,
     BodyTooLarge,
-    DatabaseUnavailable,
-    HookledgerError,
     MalformedBody,
     SignatureRejected,
     UnsupportedMediaType,
+    reason_of,
 )
+from events.checkpoints import ConsumerLag
+from events.errors import AppenderStopped, DatabaseUnavailable, HookledgerError
 
 # What becomes of a delivery (and of each event in it) once it is verified.
 ACCEPTED = ("recorded", "duplicate", "conflict")

@@ -1,13 +1,46 @@
-"""Why a signature was refused: one 401 to the caller, a reason for the metrics.
+"""What the API refuses, and why a signature was refused.
 
-Every reason is a ``SignatureRejected`` (so ``api.errors`` answers 401 for all of
-them); ``reason`` tells an operator whether a secret is missing or wrong, a
-header absent or unreadable, or a timestamp stale (a clock or a replay).
+The errors here are raised by the API only (``api.errors`` gives each its HTTP
+status). A refused signature is one 401 to the caller and a reason for the
+metrics: every reason is a ``SignatureRejected``; ``reason`` tells an operator
+whether a secret is missing or wrong, a header absent or unreadable, or a
+timestamp stale (a clock or a replay).
 """
 
 from __future__ import annotations
 
-from events.errors import SignatureRejected
+from events.errors import InputError
+
+
+class MalformedBody(InputError):
+    """Not JSON, or not a body the provider sends (400)."""
+
+    code = "malformed_body"
+
+
+class SignatureRejected(InputError):
+    """Missing or bad signature, stale timestamp, no secret (401)."""
+
+    code = "signature_rejected"
+
+
+class NotFound(InputError):
+    """Unknown provider, unknown order (404)."""
+
+    code = "not_found"
+
+
+class BodyTooLarge(InputError):
+    """A body over the limit (413)."""
+
+    code = "body_too_large"
+
+
+class UnsupportedMediaType(InputError):
+    """A body that is not JSON by its content type (415)."""
+
+    code = "unsupported_media_type"
+
 
 NO_SECRET = "no_secret"  # noqa: S105 (a metrics label, not a secret)
 MISSING = "missing"

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from google.auth import jwt
 
-from events.errors import SignatureRejected
+from api.rejections import SignatureRejected
 
 log = logging.getLogger(__name__)
 

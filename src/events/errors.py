@@ -1,28 +1,35 @@
-"""The one exception hierarchy of hookledger.
+"""The one exception hierarchy of hookledger. The base classes and the ledger's
+own errors live here; an error that only one package raises lives in that
+package (``api.rejections``, ``exporter.errors``, ``scheduler.errors``), so
+``events`` imports none of them.
 
-    HookledgerError
-    ├── InputError                  the caller sent something we refuse (4xx)
-    │   ├── MalformedBody           400: not JSON, or not a body the provider sends
-    │   ├── SignatureRejected       401: missing/bad signature, stale timestamp, no secret
-    │   ├── NotFound                404: unknown provider, unknown order
-    │   ├── BodyTooLarge            413
-    │   └── UnsupportedMediaType    415
-    ├── Unavailable                 retrying later can help (503 + Retry-After)
-    │   ├── DatabaseUnavailable     the database does not answer
-    │   ├── AppenderStopped         the process is shutting down
-    │   ├── DestinationUnavailable  an export destination (BigQuery) does not answer
-    │   ├── NotDueYet               a timer's task came before its time
-    │   └── UpstreamUnavailable     a Google Cloud service did not answer
-    ├── DatabaseRefused             the database rejected a statement for another reason (500)
-    │   ├── DataRefused             ... for the values in it (out of range, a check failed)
-    │   └── WriteConflict           a concurrent writer got there first; retry the batch
-    │       └── CheckpointMoved     another runner advanced a consumer's checkpoint
-    ├── DestinationRefused          an export destination refused a write (schema, access, busy)
-    ├── MigrationError              a migration is missing, edited or failed
-    ├── ReplayFailed                a rebuild of projections failed (the live tables stand)
-    └── ChainBroken                 a stream's hash chain does not verify
+    HookledgerError (events.errors)
+    ├── InputError (events.errors)        the caller sent something we refuse (4xx)
+    │   ├── MalformedBody (api)           400: not JSON, or not a body the provider sends
+    │   ├── SignatureRejected (api)       401: missing/bad signature, stale timestamp, no secret
+    │   │   └── Rejected (api)            ... and the reason, for the metrics
+    │   ├── NotFound (api)                404: unknown provider, unknown order
+    │   ├── BodyTooLarge (api)            413
+    │   └── UnsupportedMediaType (api)    415
+    ├── Unavailable (events.errors)       retrying later can help (503 + Retry-After)
+    │   ├── DatabaseUnavailable           the database does not answer
+    │   ├── AppenderStopped               the process is shutting down
+    │   ├── UpstreamUnavailable           a Google Cloud service did not answer
+    │   ├── DestinationUnavailable (exporter)  an export destination (BigQuery) does not answer
+    │   └── NotDueYet (scheduler)         a timer's task came before its time
+    ├── DatabaseRefused                   the database rejected a statement for another reason (500)
+    │   ├── DataRefused                   ... for the values in it (out of range, a check failed)
+    │   └── WriteConflict                 a concurrent writer got there first; retry the batch
+    │       └── CheckpointMoved           another runner advanced a consumer's checkpoint
+    ├── DestinationRefused (exporter)     a destination refused a write (schema, access, busy)
+    ├── MigrationError                    a migration is missing, edited or failed
+    ├── ReplayFailed                      a rebuild of projections failed (the live tables stand)
+    └── ChainBroken                       a stream's hash chain does not verify
 
-HTTP statuses are assigned in exactly one place: ``api.errors``.
+Unmarked classes are in this module; ``(api)`` is ``api.rejections``,
+``(exporter)`` ``exporter.errors``, ``(scheduler)`` ``scheduler.errors``.
+HTTP statuses are assigned in exactly one place: ``api.errors`` (through the
+base classes where it may not import the package that holds the error).
 """
 
 from __future__ import annotations
@@ -42,26 +49,6 @@ class InputError(HookledgerError):
     code = "bad_request"
 
 
-class MalformedBody(InputError):
-    code = "malformed_body"
-
-
-class SignatureRejected(InputError):
-    code = "signature_rejected"
-
-
-class NotFound(InputError):
-    code = "not_found"
-
-
-class BodyTooLarge(InputError):
-    code = "body_too_large"
-
-
-class UnsupportedMediaType(InputError):
-    code = "unsupported_media_type"
-
-
 class Unavailable(HookledgerError):
     code = "unavailable"
 
@@ -72,18 +59,6 @@ class DatabaseUnavailable(Unavailable):
 
 class AppenderStopped(Unavailable):
     code = "shutting_down"
-
-
-class DestinationUnavailable(Unavailable):
-    code = "destination_unavailable"
-
-
-class DestinationRefused(HookledgerError):
-    code = "destination_refused"
-
-
-class NotDueYet(Unavailable):
-    code = "not_due_yet"
 
 
 class UpstreamUnavailable(Unavailable):

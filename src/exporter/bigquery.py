@@ -35,8 +35,9 @@ from events.checkpoints import (
     reset_checkpoint,
 )
 from events.connector import Database
-from events.errors import DestinationRefused, DestinationUnavailable, HookledgerError
+from events.errors import HookledgerError
 from exporter.batch import ExportBatch
+from exporter.errors import DestinationRefused, DestinationUnavailable
 from exporter.schema import CLUSTER_COLUMNS, COLUMNS, PARTITION_COLUMN, Column
 from exporter.views import bigquery_statements
 

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from events.errors import DestinationRefused
 from exporter.batch import ExportBatch
+from exporter.errors import DestinationRefused
 from exporter.schema import COLUMNS
 from exporter.views import duckdb_script
 

@@ -14,9 +14,9 @@ from typing import Protocol
 import msgspec
 
 from events.connector import Database, Row
-from events.errors import DestinationUnavailable
 from events.leases import Lease
 from exporter.batch import ExportBatch, build_batch, fetch_rows
+from exporter.errors import DestinationUnavailable
 from exporter.policy import Policy
 
 log = logging.getLogger(__name__)

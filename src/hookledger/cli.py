@@ -606,7 +606,8 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     configure(settings.log_level if args.follow else "WARNING")
 
     async def run(url: str) -> int:
-        from events.errors import CheckpointMoved, DestinationRefused, DestinationUnavailable
+        from events.errors import CheckpointMoved
+        from exporter.errors import DestinationRefused, DestinationUnavailable
         from hookledger.exports import export_to_bigquery, export_to_parquet
 
         async with _database(url) as db:

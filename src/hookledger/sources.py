@@ -22,7 +22,7 @@ import msgspec
 
 from api.providers.base import event_name
 from api.providers.standard import StandardSource
-from events.errors import MalformedBody
+from api.rejections import MalformedBody
 from hookledger.secrets import SecretStore, resolve
 from hookledger.settings import SettingsError
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from events.appender import Appender
 from events.connector import Database, Row, Session
-from events.errors import HookledgerError, NotDueYet, Unavailable
+from events.errors import HookledgerError, Unavailable
 from events.model import NewEvent
 from events.queries import load
 from events.wakeup import Wakeup
 from projections.projectors import fold_streams
 from scheduler.countdown import on_timer
+from scheduler.errors import NotDueYet
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from google.cloud import bigquery
 
 from events.checkpoints import consumer_lags, lock_checkpoint, read_checkpoint
 from events.connector import Database
-from events.errors import DestinationRefused
 from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
+from exporter.errors import DestinationRefused
 from exporter.follow import follow_bigquery
 from exporter.policy import Policy
 from exporter.runner import export

@@ -10,7 +10,7 @@ import pytest
 
 from events.appender import Appender
 from events.connector import Database
-from events.errors import NotDueYet
+from scheduler.errors import NotDueYet
 from scheduler.timers import fire_order
 
 

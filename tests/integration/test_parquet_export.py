@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from events.connector import Database
-from events.errors import DestinationRefused
 from events.store import read_stream
 from exporter.batch import read_batch
+from exporter.errors import DestinationRefused
 from exporter.parquet import EVENTS_GLOB, ParquetDestination, parquet_destination
 from exporter.policy import Policy, parse_path
 from exporter.runner import export

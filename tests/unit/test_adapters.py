@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from api.providers.base import MAX_KEY_LENGTH, Normalised, parse_time
 from api.providers.post_purchase import PostPurchase
 from api.providers.veriff import Veriff
-from events.errors import MalformedBody
+from api.rejections import MalformedBody
 
 EXAMPLES = settings(max_examples=50, deadline=None)
 

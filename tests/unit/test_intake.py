@@ -22,8 +22,8 @@ from api.providers.base import Normalised
 from api.providers.post_purchase import PostPurchase
 from api.providers.sendgrid import SendGrid
 from api.providers.veriff import Veriff
+from api.rejections import BodyTooLarge, MalformedBody, UnsupportedMediaType
 from api.sendgrid_signature import new_key_pair
-from events.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
 
 # --- content type -------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from api.intake import decode_json, to_new_events
 from api.providers.base import Adapter
-from events.errors import InputError, MalformedBody
+from api.rejections import MalformedBody
+from events.errors import InputError
 from events.model import NewEvent
 from projections.facts import FoldEvent, order_id_of
 from projections.fold import fold

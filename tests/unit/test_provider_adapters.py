@@ -13,8 +13,8 @@ from api.providers.sendgrid import SendGrid
 from api.providers.shopify import Shopify
 from api.providers.standard import StandardSource
 from api.providers.stripe import Stripe
+from api.rejections import MalformedBody
 from api.sendgrid_signature import new_key_pair
-from events.errors import MalformedBody
 
 SHOPIFY = Shopify(["s"], "HOOKLEDGER_SHOPIFY_SECRET")
 STRIPE = Stripe(["whsec_s"], "HOOKLEDGER_STRIPE_SECRET")

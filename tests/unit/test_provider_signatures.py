@@ -37,7 +37,15 @@ from api.providers.shopify import Shopify
 from api.providers.standard import StandardSource
 from api.providers.stripe import Stripe
 from api.providers.veriff import Veriff
-from api.rejections import MALFORMED, MISMATCH, MISSING, NO_SECRET, STALE, Rejected
+from api.rejections import (
+    MALFORMED,
+    MISMATCH,
+    MISSING,
+    NO_SECRET,
+    STALE,
+    Rejected,
+    SignatureRejected,
+)
 from api.sendgrid_signature import (
     SENDGRID_TOLERANCE,
     SIGNATURE_HEADER,
@@ -56,7 +64,6 @@ from api.signatures import (
     verify_shopify,
     verify_stripe,
 )
-from events.errors import SignatureRejected
 from tests.support import (
     AUTHORIZENET_SECRET,
     POST_PURCHASE_SECRET,

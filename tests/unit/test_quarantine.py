@@ -7,13 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from api.metrics import Metrics
-from events.errors import (
-    CheckpointMoved,
-    DatabaseRefused,
-    DatabaseUnavailable,
-    DataRefused,
-    MalformedBody,
-)
+from api.rejections import MalformedBody
+from events.errors import CheckpointMoved, DatabaseRefused, DatabaseUnavailable, DataRefused
 from events.quarantine import MAX_ERROR, error_text, sets_aside
 from events.times import read_time, shifted
 

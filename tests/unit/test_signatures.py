@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from api.providers.base import Adapter
 from api.providers.post_purchase import PostPurchase
 from api.providers.veriff import Veriff
+from api.rejections import SignatureRejected
 from api.signatures import (
     STANDARD_WEBHOOKS_TOLERANCE,
     hmac_sha256_hex,
@@ -22,7 +23,6 @@ from api.signatures import (
     verify_hex_hmac,
     verify_standard_webhooks,
 )
-from events.errors import SignatureRejected
 
 NOW = 1_700_000_000
 EXAMPLES = settings(max_examples=60, deadline=None)

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
+from api.rejections import SignatureRejected
 from api.task_auth import TaskAuth
-from events.errors import SignatureRejected
 
 ACCOUNT = "tasks-invoker@test-project.iam.gserviceaccount.com"
 AUDIENCE = "https://hookledger.example.run.app"

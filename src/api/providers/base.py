@@ -10,8 +10,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from api.rejections import NO_SECRET, Rejected
-from events.errors import MalformedBody
+from api.rejections import NO_SECRET, MalformedBody, Rejected
 from events.times import RANGE_TEXT, read_time
 
 MAX_KEY_LENGTH = 256

@@ -25,13 +25,13 @@ from api.providers.base import (
     parse_time,
     stream_for,
 )
+from api.rejections import MalformedBody
 from api.sendgrid_signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     load_public_key,
     verify_sendgrid,
 )
-from events.errors import MalformedBody
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from api.providers.base import (
     parse_time,
     stream_for,
 )
+from api.rejections import MalformedBody
 from api.signatures import verify_shopify
-from events.errors import MalformedBody
 
 ORDER_TOPICS = {
     "orders/create": "order.created",

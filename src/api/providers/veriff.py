@@ -28,8 +28,8 @@ from api.providers.base import (
     parse_time,
     stream_for,
 )
+from api.rejections import MalformedBody
 from api.signatures import verify_hex_hmac
-from events.errors import MalformedBody
 
 
 class Veriff(Adapter):

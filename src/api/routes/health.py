@@ -8,10 +8,11 @@ from typing import Any
 from litestar import Request, Response, get
 
 from api.errors import RETRY_AFTER_SECONDS
+from api.rejections import NotFound
 from api.routes.reads import require_reader
 from api.services import Services
 from events.checkpoints import consumer_lags
-from events.errors import HookledgerError, NotFound
+from events.errors import HookledgerError
 from events.quarantine import quarantine_counts
 from events.queries import QUERIES
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from litestar import Request, get
 
+from api.rejections import NotFound, SignatureRejected
 from api.services import Services
 from events.chain import format_time
-from events.errors import NotFound, SignatureRejected
 from events.model import RecordedEvent
 from events.store import read_stream
 

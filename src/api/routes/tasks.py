@@ -17,8 +17,9 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, post
 
+from api.rejections import MalformedBody, NotFound
 from api.services import Services
-from events.errors import HookledgerError, MalformedBody, NotFound
+from events.errors import HookledgerError
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ from litestar.types import Receive, Scope, Send
 
 from api.answers import answer
 from api.intake import check_content_type, check_declared_length, decode_json, to_new_events
+from api.rejections import BodyTooLarge, MalformedBody, NotFound
 from api.services import Services
 from events.correlation import correlation_id
-from events.errors import BodyTooLarge, HookledgerError, MalformedBody, NotFound
+from events.errors import HookledgerError
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
