@@ -15,6 +15,7 @@ import msgspec
 
 from events.connector import Database, Row
 from events.leases import Lease
+from events.progress import Progress
 from exporter.batch import ExportBatch, build_batch, fetch_rows
 from exporter.errors import DestinationUnavailable
 from exporter.policy import Policy
@@ -38,10 +39,6 @@ class Destination(Protocol):
     async def commit(self, previous: int, batch: ExportBatch) -> None:
         """Advance the position from ``previous`` past the written batch."""
         ...
-
-
-class Progress(Protocol):
-    def advance(self, count: int) -> None: ...
 
 
 class ExportReport(msgspec.Struct, frozen=True):

@@ -363,14 +363,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         async with _database(url) as db:
             total = await ledger_head(db)
             with progress("replay", total) as bar:
-                done = 0
-
-                def advance(events: int) -> None:
-                    nonlocal done
-                    bar.advance(events - done)
-                    done = events
-
-                report = await replay(db, chosen, advance)
+                report = await replay(db, chosen, bar)
         rate = report.events / report.seconds if report.seconds else 0.0
         print(f"rebuilt {', '.join(report.projections)}: {report.events} events of "
               f"{report.orders} orders up to position {report.position} in "

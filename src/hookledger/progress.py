@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -29,11 +29,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-
-class Progress(Protocol):
-    def advance(self, count: int) -> None:
-        """``count`` more events are done."""
-        ...
+from events.progress import Progress
 
 
 class _Rate(ProgressColumn):

@@ -12,7 +12,7 @@ import asyncio
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -21,6 +21,7 @@ import msgspec
 from events.checkpoints import advance_checkpoint, lock_checkpoint
 from events.connector import Database
 from events.errors import ReplayFailed
+from events.progress import Progress
 from events.quarantine import release, set_aside
 from projections.partition import (
     PartitionDone,
@@ -39,9 +40,6 @@ class ReplayReport(msgspec.Struct, frozen=True):
     position: int
     seconds: float
     set_aside: int = 0  # events no fold could read, quarantined for each projection
-
-
-Progress = Callable[[int], None]
 
 
 async def replay(
@@ -102,15 +100,16 @@ async def _build(
         assert snapshot_row is not None
         names = [p.name for p in projections]
         jobs = [PartitionJob(db.url, snapshot_row[0], head, k, parts, names) for k in range(parts)]
+        counted = _Counted(progress)
         if parts == 1:
-            done = [await build_partition(jobs[0], progress or _ignore)]
+            done = [await build_partition(jobs[0], counted.reached)]
         else:
-            done = await _in_processes(jobs, progress)
+            done = await _in_processes(jobs, counted)
     apart = [item for d in done for item in d.set_aside]
     return head, sum(d.events for d in done), sum(d.orders for d in done), apart
 
 
-async def _in_processes(jobs: list[PartitionJob], progress: Progress | None) -> list[PartitionDone]:
+async def _in_processes(jobs: list[PartitionJob], counted: _Counted) -> list[PartitionDone]:
     """Run each partition in a process of its own; report their summed progress."""
     context = multiprocessing.get_context("spawn")
     queues: list[Queue[Any]] = [context.Queue() for _ in jobs]
@@ -136,8 +135,7 @@ async def _in_processes(jobs: list[PartitionJob], progress: Progress | None) -> 
                         raise ReplayFailed(f"partition {k} of the rebuild failed: {value}")
                 if done[k] is None and not processes[k].is_alive() and queue.empty():
                     raise ReplayFailed(f"partition {k} of the rebuild died")
-            if progress:
-                progress(sum(seen))
+            counted.reached(sum(seen))
     finally:
         for process in processes:
             if process.is_alive():
@@ -146,8 +144,18 @@ async def _in_processes(jobs: list[PartitionJob], progress: Progress | None) -> 
     return [d for d in done if d is not None]
 
 
-def _ignore(_: int) -> None:
-    return None
+class _Counted:
+    """Partitions report how many events they have done so far; ``Progress``
+    wants how many more."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._done = 0
+
+    def reached(self, events: int) -> None:
+        if self._progress is not None and events > self._done:
+            self._progress.advance(events - self._done)
+        self._done = max(self._done, events)
 
 
 async def _swap(

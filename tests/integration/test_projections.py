@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,6 +130,26 @@ async def test_a_rebuild_swaps_in_while_the_runner_keeps_applying(db: Database) 
     await replay(db, list(PROJECTIONS.values()), parts=3)  # partitions in processes
     assert await snapshot(db) == live
     assert len(live["orders"]) == 300
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def advance(self, count: int) -> None:
+        self.steps.append(count)
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+async def test_a_rebuild_advances_its_progress_by_every_event_it_folds_once(
+    db: Database, parts: int
+) -> None:
+    rng = random.Random(11)
+    await write(db, [e for n in range(30) for e in order_events(f"p{n}", rng)])
+    counter = _Counter()
+    report = await replay(db, list(PROJECTIONS.values()), counter, parts=parts)
+    assert all(step > 0 for step in counter.steps)
+    assert sum(counter.steps) == report.events > 0
 
 
 async def _trickle(db: Database, events: list[NewEvent]) -> None:
