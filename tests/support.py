@@ -19,22 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 
-from api.providers.authorizenet import AuthorizeNet
+from api.providers import BUILT_IN
 from api.providers.base import Adapter
-from api.providers.post_purchase import PostPurchase
-from api.providers.sendgrid import SendGrid
-from api.providers.shopify import Shopify
-from api.providers.standard import StandardSource
-from api.providers.stripe import Stripe
-from api.providers.veriff import Veriff
-from api.sendgrid_signature import new_key_pair, sendgrid_sign
+from api.providers.standard import StandardSource, standard_webhooks_headers
+from api.sendgrid_signature import new_key_pair
 from api.signatures import (
-    authorizenet_sign,
     hmac_sha256_hex,
-    shopify_sign,
     standard_webhooks_sign,
-    stripe_sign,
 )
+from hookledger.settings import variable
 
 VERIFF_SECRET = "test-veriff-secret"
 POST_PURCHASE_SECRET = "whsec_dGVzdC1wb3N0LXB1cmNoYXNlLXNlY3JldA=="
@@ -46,7 +39,18 @@ SENDGRID_PRIVATE_KEY, SENDGRID_PUBLIC_KEY = new_key_pair()
 # A source declared in the providers file (Standard Webhooks, svix-style headers).
 SOURCE = "returns"
 SOURCE_SECRET = "whsec_dGVzdC1yZXR1cm5zLXNvdXJjZS1zZWNyZXQ="
-PROVIDERS = ("veriff", "post-purchase", "shopify", "stripe", "authorizenet", "sendgrid", SOURCE)
+PROVIDERS = (*BUILT_IN, SOURCE)
+# What verifies each built-in provider's test deliveries, and what signs them
+# (SendGrid signs with the private half of its key pair).
+VERIFY_SECRETS = {
+    "veriff": VERIFF_SECRET,
+    "post-purchase": POST_PURCHASE_SECRET,
+    "shopify": SHOPIFY_SECRET,
+    "stripe": STRIPE_SECRET,
+    "authorizenet": AUTHORIZENET_SECRET,
+    "sendgrid": SENDGRID_PUBLIC_KEY,
+}
+SIGNING_KEYS = {**VERIFY_SECRETS, "sendgrid": SENDGRID_PRIVATE_KEY}
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,49 +72,30 @@ def signed(
 ) -> dict[str, str]:
     """A delivery's headers, signed the provider's way with the test secrets."""
     now = int(time.time()) if now is None else now
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    headers = {"content-type": "application/json"}
-    if provider == "veriff":
-        return veriff_headers(body)
-    if provider == "post-purchase":
-        return post_purchase_headers(body, msg_id, now)
-    if provider == SOURCE:
-        headers.update({"svix-id": msg_id, "svix-timestamp": str(now),
-                        "svix-signature": standard_webhooks_sign(SOURCE_SECRET, msg_id, now,
-                                                                 body)})  # fmt: skip
-    elif provider == "shopify":
-        headers.update({"x-shopify-hmac-sha256": shopify_sign(SHOPIFY_SECRET, body),
-                        "x-shopify-topic": topic, "x-shopify-event-id": msg_id})  # fmt: skip
-    elif provider == "stripe":
-        headers["stripe-signature"] = stripe_sign(STRIPE_SECRET, now, body)
-    elif provider == "authorizenet":
-        headers["x-anet-signature"] = authorizenet_sign(AUTHORIZENET_SECRET, body)
-    elif provider == "sendgrid":
-        headers.update(sendgrid_sign(SENDGRID_PRIVATE_KEY, now, body))
-    else:
+    if provider in BUILT_IN:
+        return BUILT_IN[provider].sign(SIGNING_KEYS[provider], body, now=now, topic=topic)
+    if provider != SOURCE:
         raise ValueError(f"no test signer for {provider!r}")
-    return headers
+    # The declared source is signed with Svix's header names.
+    return standard_webhooks_headers(SOURCE_SECRET, body, now, prefix="svix")
 
 
 def provider_adapters() -> dict[str, Adapter]:
     """Every provider's adapter (and the declared source's) with the test secrets."""
-    return {
-        "veriff": Veriff([VERIFF_SECRET], "HOOKLEDGER_VERIFF_SECRET"),
-        "post-purchase": PostPurchase([POST_PURCHASE_SECRET], "HOOKLEDGER_POST_PURCHASE_SECRET"),
-        "shopify": Shopify([SHOPIFY_SECRET], "HOOKLEDGER_SHOPIFY_SECRET"),
-        "stripe": Stripe([STRIPE_SECRET], "HOOKLEDGER_STRIPE_SECRET"),
-        "authorizenet": AuthorizeNet([AUTHORIZENET_SECRET], "HOOKLEDGER_AUTHORIZENET_SECRET"),
-        "sendgrid": SendGrid([SENDGRID_PUBLIC_KEY], "HOOKLEDGER_SENDGRID_PUBLIC_KEY"),
-        SOURCE: StandardSource(
-            SOURCE,
-            [SOURCE_SECRET],
-            f"[sources.{SOURCE}].secret",
-            order_path="data.order_id",
-            type_path="type",
-            fixed_type=None,
-            time_path="data.created_at",
-        ),
+    adapters = {
+        name: adapter([VERIFY_SECRETS[name]], variable(adapter.secrets_field))
+        for name, adapter in BUILT_IN.items()
     }
+    adapters[SOURCE] = StandardSource(
+        SOURCE,
+        [SOURCE_SECRET],
+        f"[sources.{SOURCE}].secret",
+        order_path="data.order_id",
+        type_path="type",
+        fixed_type=None,
+        time_path="data.created_at",
+    )
+    return adapters
 
 
 def with_database(url: str, name: str) -> str:

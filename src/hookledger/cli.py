@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -81,8 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="sign a body and post it to a running service")
     send.add_argument(
         "provider",
-        help="veriff, post-purchase, shopify, stripe, authorizenet, sendgrid, "
-        "or a source of HOOKLEDGER_PROVIDERS_FILE",
+        help="a built-in provider (veriff, stripe, ...) or a source of "
+        "HOOKLEDGER_PROVIDERS_FILE; an unknown name lists them",
     )
     send.add_argument(
         "body",
@@ -622,15 +623,18 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def _send(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
+    from api.providers import BUILT_IN
+    from api.providers.base import Adapter, CannotSign
     from hookledger.samples import SAMPLES, sample_body
-    from hookledger.secrets import provider_secrets
-    from hookledger.signing import CannotSign, signed_headers
+    from hookledger.secrets import local_secrets, provider_secrets
     from hookledger.sources import load_sources
 
-    configured = {name: (setting, secrets) for name, (setting, secrets)
-                  in provider_secrets(settings).items()}  # fmt: skip
+    configured: dict[str, tuple[str, tuple[str, ...], type[Adapter]]] = {
+        name: (setting, secrets, BUILT_IN[name])
+        for name, (setting, secrets) in provider_secrets(settings).items()
+    }
     for name, source in load_sources(settings.providers_file).items():
-        configured[name] = (source.secret_setting, source.secrets)
+        configured[name] = (source.secret_setting, source.secrets, type(source))
     if args.provider not in configured:
         print(f"unknown provider {args.provider!r}; known: {', '.join(configured)}",
               file=sys.stderr)  # fmt: skip
@@ -658,18 +662,15 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
         topic = topic or name
         print(f"order {order_id}: sending sample {name}", file=sys.stderr)
 
-    setting, secrets = configured[args.provider]
+    setting, secrets, adapter = configured[args.provider]
     if not secrets:
         print(f"no secret for {args.provider}: set {setting}", file=sys.stderr)
         return 2
+    # A provider that signs with a private key signs only with the local one.
+    local = local_secrets(settings.data_dir) if settings.embedded else {}
     try:
-        headers = signed_headers(
-            args.provider,
-            secrets[0],
-            body,
-            topic=topic or "orders/create",
-            sendgrid_signing_key=_local_sendgrid_key(settings, secrets[0]),
-        )
+        key = adapter.signing_key(secrets[0], local)
+        headers = adapter.sign(key, body, now=int(time.time()), topic=topic or "orders/create")
     except CannotSign as exc:
         print(f"cannot sign for {args.provider}: {exc}", file=sys.stderr)
         return 2
@@ -681,16 +682,6 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"{response.status_code} {response.text}")
     return 0 if response.is_success else 1
-
-
-def _local_sendgrid_key(settings: Settings, public_key: str) -> str | None:
-    """The local private key, when the verification key in use is its public half."""
-    from hookledger.secrets import SENDGRID_SIGNING_KEY, local_secrets
-
-    if not settings.embedded:
-        return None
-    local = local_secrets(settings.data_dir)
-    return local.get(SENDGRID_SIGNING_KEY) if local.get("sendgrid") == public_key else None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ a provider without a secret refuses every delivery.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fcntl
 import json
@@ -25,16 +24,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from api.sendgrid_signature import new_key_pair
+from api.providers import BUILT_IN
 from events.errors import UpstreamUnavailable
 from hookledger.secret_manager import SecretManager, reference
-from hookledger.settings import Settings, SettingsError, parse_duration, split_values
+from hookledger.settings import Settings, SettingsError, parse_duration, split_values, variable
 
 log = logging.getLogger(__name__)
 
 LOCAL_SECRETS_FILE = "local-secrets.json"
-# The private half of the local SendGrid key pair: only `hookledger send` uses it.
-SENDGRID_SIGNING_KEY = "sendgrid-signing-key"
 
 
 def resolve(value: str, setting: str, manager: SecretManager | None = None) -> tuple[str, ...]:
@@ -173,18 +170,14 @@ def provider_secrets(
 
 def live_provider_secrets(settings: Settings, store: SecretStore) -> dict[str, LiveSecret]:
     """Each inbound provider's secret, held by ``store`` for its refreshes."""
-    configured = {
-        "veriff": ("HOOKLEDGER_VERIFF_SECRET", settings.veriff_secret),
-        "post-purchase": ("HOOKLEDGER_POST_PURCHASE_SECRET", settings.post_purchase_secret),
-        "shopify": ("HOOKLEDGER_SHOPIFY_SECRET", settings.shopify_secret),
-        "stripe": ("HOOKLEDGER_STRIPE_SECRET", settings.stripe_secret),
-        "authorizenet": ("HOOKLEDGER_AUTHORIZENET_SECRET", settings.authorizenet_secret),
-        "sendgrid": ("HOOKLEDGER_SENDGRID_PUBLIC_KEY", settings.sendgrid_public_key),
-    }
     local = local_secrets(settings.data_dir) if settings.embedded else {}
     return {
-        provider: store.live(value, setting, (local[provider],) if provider in local else ())
-        for provider, (setting, value) in configured.items()
+        provider: store.live(
+            getattr(settings, adapter.secrets_field),
+            variable(adapter.secrets_field),
+            (local[provider],) if provider in local else (),
+        )
+        for provider, adapter in BUILT_IN.items()
     }
 
 
@@ -201,9 +194,9 @@ def local_secrets(data_dir: Path) -> dict[str, str]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         made: dict[str, str] = {}
-        for name, make in _LOCAL.items():
+        for name, adapter in BUILT_IN.items():
             if name not in known:
-                made.update(make())
+                made.update(adapter.local_secret())
         if made:
             _write_private(path, {**known, **made})
         return {**known, **made}
@@ -215,25 +208,6 @@ def _write_private(path: Path, values: dict[str, str]) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(values, handle, indent=2)
     os.replace(temporary, path)
-
-
-def _sendgrid_key_pair() -> dict[str, str]:
-    private, public = new_key_pair()
-    return {"sendgrid": public, SENDGRID_SIGNING_KEY: private}
-
-
-# Each provider's local secret, made the way the provider's own secrets look.
-_LOCAL: dict[str, Callable[[], dict[str, str]]] = {
-    "veriff": lambda: {"veriff": random.token_hex(32)},
-    "post-purchase": lambda: {
-        "post-purchase": "whsec_" + base64.b64encode(random.token_bytes(24)).decode()
-    },
-    "shopify": lambda: {"shopify": random.token_hex(32)},
-    "stripe": lambda: {"stripe": "whsec_" + random.token_hex(24)},
-    # Authorize.net's Signature Keys are 128 uppercase hex characters.
-    "authorizenet": lambda: {"authorizenet": random.token_hex(64).upper()},
-    "sendgrid": _sendgrid_key_pair,
-}
 
 
 LOCAL_EXPORT_KEY_FILE = "local-export-hash-key"

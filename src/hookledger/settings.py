@@ -92,6 +92,11 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}  # fmt: skip
 
 
+def variable(field: str) -> str:
+    """The environment variable of a ``Settings`` field."""
+    return PREFIX + field.upper()
+
+
 def from_env(environ: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping; unknown keys are ignored."""
     values: dict[str, object] = {}

@@ -20,16 +20,16 @@ from pathlib import Path
 
 import msgspec
 
+from api.providers import BUILT_IN
 from api.providers.base import event_name
 from api.providers.standard import StandardSource
 from api.rejections import MalformedBody
 from hookledger.secrets import SecretStore, resolve
 from hookledger.settings import SettingsError
 
-BUILT_IN = frozenset({"veriff", "post-purchase", "shopify", "stripe", "authorizenet", "sendgrid"})
 # "hookledger" records the service's own decisions; "unknown" is the metrics
 # label of deliveries to no provider.
-RESERVED = BUILT_IN | {"hookledger", "unknown"}
+RESERVED = frozenset(BUILT_IN) | {"hookledger", "unknown"}
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 

@@ -15,15 +15,9 @@ from litestar import Litestar
 
 from api.app import create_app
 from api.metrics import Metrics
-from api.providers.authorizenet import AuthorizeNet
+from api.providers import BUILT_IN
 from api.providers.base import Adapter
-from api.providers.post_purchase import PostPurchase
-from api.providers.sendgrid import SendGrid
-from api.providers.shopify import Shopify
-from api.providers.stripe import Stripe
-from api.providers.veriff import Veriff
 from api.services import Services
-from api.signatures import standard_webhooks_key
 from api.task_auth import TaskAuth
 from events.appender import Appender
 from events.connector import Database
@@ -46,15 +40,6 @@ log = logging.getLogger("hookledger")
 
 SENDGRID_API_KEY = "HOOKLEDGER_SENDGRID_API_KEY"
 AUTHORIZENET_TRANSACTION_KEY = "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
-
-ADAPTERS: dict[str, type[Adapter]] = {
-    "veriff": Veriff,
-    "post-purchase": PostPurchase,
-    "shopify": Shopify,
-    "stripe": Stripe,
-    "authorizenet": AuthorizeNet,
-    "sendgrid": SendGrid,
-}
 
 
 def build_services(
@@ -152,12 +137,9 @@ def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, Adapt
     providers: dict[str, Adapter] = {}
     for name, secret in live_provider_secrets(settings, secrets).items():
         try:
-            adapter = ADAPTERS[name](secret, secret.setting)
+            providers[name] = BUILT_IN[name](secret, secret.setting)
         except ValueError as exc:  # a secret or key that cannot be used
             raise SettingsError(f"{secret.setting}: {exc}") from None
-        if name == "post-purchase":
-            _check_standard_webhooks_secrets(secret.setting, secret.values)
-        providers[name] = adapter
     providers.update(load_sources(settings.providers_file, secrets))
     return providers
 
@@ -249,14 +231,6 @@ def _missing_action_credentials(config: ActionSettings) -> list[str]:
         "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY": config.authorizenet_transaction_key,
     }
     return [setting for setting, value in credentials.items() if not value]
-
-
-def _check_standard_webhooks_secrets(setting: str, values: tuple[str, ...]) -> None:
-    for value in values:
-        try:
-            standard_webhooks_key(value)
-        except ValueError as exc:
-            raise SettingsError(f"{setting}: {exc}") from None
 
 
 def app_from_env() -> Litestar:

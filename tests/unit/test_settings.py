@@ -11,18 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.providers import BUILT_IN
+from api.providers.sendgrid import SendGrid
 from api.sendgrid_signature import load_public_key, sendgrid_sign, verify_sendgrid
 from api.signatures import standard_webhooks_key
 from hookledger.secrets import (
     LOCAL_SECRETS_FILE,
-    SENDGRID_SIGNING_KEY,
     local_secrets,
     provider_secrets,
     resolve,
 )
 from hookledger.settings import Settings, SettingsError, from_env, split_values
 
-PROVIDERS = {"veriff", "post-purchase", "shopify", "stripe", "authorizenet", "sendgrid"}
+PROVIDERS = set(BUILT_IN)
+SENDGRID_SIGNING_KEY = SendGrid.SIGNING_KEY
 
 # --- from_env -----------------------------------------------------------------------
 

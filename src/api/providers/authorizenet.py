@@ -13,6 +13,7 @@ it to the order id); without one, the events of a transaction share the stream
 
 from __future__ import annotations
 
+import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ from api.providers.base import (
     parse_time,
     stream_for,
 )
-from api.signatures import verify_authorizenet
+from api.signatures import authorizenet_sign, verify_authorizenet
 
 PAYMENT = "net.authorize.payment."
 PAYMENT_TYPES = {
@@ -52,6 +53,19 @@ class AuthorizeNet(Adapter):
     name = "authorizenet"
     scheme = "anet-hmac-sha512"
     signature_headers = ("x-anet-signature",)
+    secrets_field = "authorizenet_secret"
+
+    @classmethod
+    def local_secret(cls) -> dict[str, str]:
+        # Authorize.net's Signature Keys are 128 uppercase hex characters.
+        return {cls.name: random.token_hex(64).upper()}
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return {
+            "content-type": "application/json",
+            "x-anet-signature": authorizenet_sign(key, body),
+        }
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         verify_authorizenet(self.secrets, body, headers.get("x-anet-signature"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import secrets as random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
@@ -42,8 +43,17 @@ class FixedSecret:
         self.values = values
 
 
+class CannotSign(Exception):
+    """This installation holds no key that can sign for the provider."""
+
+
 class Adapter(ABC):
-    """A provider: checks a delivery's signature and reads its events."""
+    """A provider: checks a delivery's signature and reads its events.
+
+    A built-in provider also says which setting holds its secret, how to make a
+    local one for an embedded installation and how ``hookledger send`` signs a
+    sample; ``api.providers.BUILT_IN`` lists them, and everything else reads it.
+    """
 
     name: str
     scheme: str
@@ -51,6 +61,29 @@ class Adapter(ABC):
     # A batch provider's body is a JSON array of events, one per element; each
     # element is recorded with its own bytes (see ``api.intake``).
     batch = False
+    # The ``hookledger.settings.Settings`` field that holds a built-in provider's
+    # secrets (its variable: HOOKLEDGER_ and the field in capitals).
+    secrets_field: ClassVar[str] = ""
+
+    @classmethod
+    def local_secret(cls) -> dict[str, str]:
+        """A generated secret for an embedded installation, under the provider's
+        name (and any private half under a name of its own), made the way the
+        provider's own secrets look."""
+        return {cls.name: random.token_hex(32)}
+
+    @classmethod
+    def signing_key(cls, secret: str, local: Mapping[str, str]) -> str:
+        """What signs a delivery that ``secret`` verifies: the secret itself,
+        unless the provider signs with a private key (``local``: the embedded
+        installation's generated secrets). CannotSign when none is held."""
+        return secret
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        """Content type and signature headers of one delivery of ``body``, signed
+        with ``key`` the provider's way (``topic``: Shopify's)."""
+        raise CannotSign(f"hookledger cannot sign for {cls.name}")
 
     def __init__(self, secrets: Sequence[str] | SecretValues, secret_setting: str) -> None:
         self._secrets: SecretValues = (

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import secrets as random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from api.providers.base import (
     Adapter,
     Normalised,
+    SecretValues,
     event_name,
     identifier,
     json_object,
     parse_time,
     stream_for,
 )
-from api.signatures import verify_standard_webhooks
+from api.providers.standard import standard_webhooks_headers
+from api.signatures import standard_webhooks_key, verify_standard_webhooks
 
 
 class PostPurchase(Adapter):
     name = "post-purchase"
     scheme = "standard-webhooks"
     signature_headers = ("webhook-id", "webhook-timestamp", "webhook-signature")
+    secrets_field = "post_purchase_secret"
+
+    def __init__(self, secrets: Sequence[str] | SecretValues, secret_setting: str) -> None:
+        super().__init__(secrets, secret_setting)
+        for secret in self.secrets:
+            standard_webhooks_key(secret)  # ValueError: the start fails
+
+    @classmethod
+    def local_secret(cls) -> dict[str, str]:
+        return {cls.name: "whsec_" + base64.b64encode(random.token_bytes(24)).decode()}
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return standard_webhooks_headers(key, body, now)
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         verify_standard_webhooks(self.secrets, headers, body, now)

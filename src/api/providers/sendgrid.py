@@ -16,6 +16,7 @@ from typing import Any
 
 from api.providers.base import (
     Adapter,
+    CannotSign,
     Normalised,
     SecretValues,
     event_name,
@@ -30,6 +31,8 @@ from api.sendgrid_signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     load_public_key,
+    new_key_pair,
+    sendgrid_sign,
     verify_sendgrid,
 )
 
@@ -41,6 +44,31 @@ class SendGrid(Adapter):
     scheme = "sendgrid-ecdsa-p256"
     signature_headers = (SIGNATURE_HEADER, TIMESTAMP_HEADER)
     batch = True
+    secrets_field = "sendgrid_public_key"
+    # Where an embedded installation keeps the private half of its local key pair.
+    SIGNING_KEY = "sendgrid-signing-key"
+
+    @classmethod
+    def local_secret(cls) -> dict[str, str]:
+        private, public = new_key_pair()
+        return {cls.name: public, cls.SIGNING_KEY: private}
+
+    @classmethod
+    def signing_key(cls, secret: str, local: Mapping[str, str]) -> str:
+        # Only the local key pair's private half signs, and only while its public
+        # half is the verification key in use.
+        if local.get(cls.name) == secret and cls.SIGNING_KEY in local:
+            return local[cls.SIGNING_KEY]
+        raise CannotSign(
+            "SendGrid signs its deliveries with a private key that hookledger does not "
+            "have (HOOKLEDGER_SENDGRID_PUBLIC_KEY is the public half), so `send sendgrid` "
+            "works only on an embedded installation with its generated local key; use "
+            "SendGrid's 'Test Your Integration' to send a real signed delivery"
+        )
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return {"content-type": "application/json", **sendgrid_sign(key, now, body)}
 
     def __init__(self, secrets: Sequence[str] | SecretValues, secret_setting: str) -> None:
         super().__init__(secrets, secret_setting)

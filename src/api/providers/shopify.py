@@ -12,6 +12,7 @@ transactions, fulfillments). Only the body is signed: the headers are not.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from api.providers.base import (
     stream_for,
 )
 from api.rejections import MalformedBody
-from api.signatures import verify_shopify
+from api.signatures import shopify_sign, verify_shopify
 
 ORDER_TOPICS = {
     "orders/create": "order.created",
@@ -46,6 +47,17 @@ class Shopify(Adapter):
         "x-shopify-shop-domain",
         "x-shopify-triggered-at",
     )
+    secrets_field = "shopify_secret"
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return {
+            "content-type": "application/json",
+            "x-shopify-hmac-sha256": shopify_sign(key, body),
+            "x-shopify-topic": topic,
+            "x-shopify-event-id": str(uuid.uuid4()),
+            "x-shopify-webhook-id": str(uuid.uuid4()),
+        }
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         verify_shopify(self.secrets, body, headers.get("x-shopify-hmac-sha256"))

@@ -9,6 +9,7 @@ Event id: the message id header.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,11 @@ from api.providers.base import (
     parse_time,
     stream_for,
 )
-from api.signatures import standard_webhooks_key, verify_standard_webhooks
+from api.signatures import (
+    standard_webhooks_key,
+    standard_webhooks_sign,
+    verify_standard_webhooks,
+)
 
 _PARTS = ("id", "timestamp", "signature")
 
@@ -37,6 +42,20 @@ def standard_headers(headers: Mapping[str, str]) -> dict[str, str]:
         if value is not None:
             found[f"webhook-{part}"] = value
     return found
+
+
+def standard_webhooks_headers(
+    key: str, body: bytes, now: int, prefix: str = "webhook"
+) -> dict[str, str]:
+    """A delivery of ``body`` signed with Standard Webhooks, under a new message id
+    (``prefix``: ``svix`` for Svix's header names)."""
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    return {
+        "content-type": "application/json",
+        f"{prefix}-id": msg_id,
+        f"{prefix}-timestamp": str(now),
+        f"{prefix}-signature": standard_webhooks_sign(key, msg_id, now, body),
+    }
 
 
 class StandardSource(Adapter):
@@ -65,6 +84,10 @@ class StandardSource(Adapter):
         self.type_path = type_path
         self.fixed_type = fixed_type
         self.time_path = time_path
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return standard_webhooks_headers(key, body, now)
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         verify_standard_webhooks(self.secrets, standard_headers(headers), body, now)

@@ -7,6 +7,7 @@ the stream of the object it is about (``stripe-<data.object.id>``).
 
 from __future__ import annotations
 
+import secrets as random
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,13 +23,22 @@ from api.providers.base import (
     parse_time,
     stream_for,
 )
-from api.signatures import verify_stripe
+from api.signatures import stripe_sign, verify_stripe
 
 
 class Stripe(Adapter):
     name = "stripe"
     scheme = "stripe-v1"
     signature_headers = ("stripe-signature",)
+    secrets_field = "stripe_secret"
+
+    @classmethod
+    def local_secret(cls) -> dict[str, str]:
+        return {cls.name: "whsec_" + random.token_hex(24)}
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return {"content-type": "application/json", "stripe-signature": stripe_sign(key, now, body)}
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         verify_stripe(self.secrets, headers.get("stripe-signature"), body, now)

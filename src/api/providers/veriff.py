@@ -29,13 +29,18 @@ from api.providers.base import (
     stream_for,
 )
 from api.rejections import MalformedBody
-from api.signatures import verify_hex_hmac
+from api.signatures import hmac_sha256_hex, verify_hex_hmac
 
 
 class Veriff(Adapter):
     name = "veriff"
     scheme = "hmac-sha256-hex"
     signature_headers = ("x-hmac-signature", "x-signature")
+    secrets_field = "veriff_secret"
+
+    @classmethod
+    def sign(cls, key: str, body: bytes, *, now: int, topic: str) -> dict[str, str]:
+        return {"content-type": "application/json", "x-hmac-signature": hmac_sha256_hex(key, body)}
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         signature = headers.get("x-hmac-signature") or headers.get("x-signature")
