@@ -15,7 +15,7 @@ from events.connector import Database
 from events.consumer import ConsumerRunner
 from hookledger.exports import run_bigquery_exporter
 from hookledger.secrets import SecretStore
-from hookledger.settings import Settings, parse_duration, parse_durations
+from hookledger.settings import Settings
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.worker import ActionWorker
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 def countdown_config(settings: Settings) -> CountdownConfig:
     """The countdown rules the settings ask for."""
     return CountdownConfig(
-        window=parse_duration(settings.countdown_window, "HOOKLEDGER_COUNTDOWN_WINDOW"),
-        reminders=parse_durations(settings.countdown_reminders, "HOOKLEDGER_COUNTDOWN_REMINDERS"),
-        grace=parse_duration(settings.countdown_grace, "HOOKLEDGER_COUNTDOWN_GRACE"),
+        window=settings.countdown_window,
+        reminders=settings.countdown_reminders,
+        grace=settings.countdown_grace,
     )
 
 
@@ -62,8 +62,7 @@ class Background:
             store = secrets or SecretStore.from_settings(settings)
             self.task_sync = TaskSync(db, task_queue(settings), task_target(settings, store))
             # Beside Cloud Tasks, the Postgres timers are the reconciler sweep.
-            setting = "HOOKLEDGER_TASKS_RECONCILE_LAG"
-            lag = parse_duration(settings.tasks_reconcile_lag, setting).total_seconds()
+            lag = settings.tasks_reconcile_lag.total_seconds()
         self.timers = PostgresTimers(db, appender, lag=lag)
         # A dry run is database work only: bigger batches, fewer round trips. Real
         # sends keep batches small, since a batch's rows stay locked while it sends.

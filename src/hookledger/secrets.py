@@ -27,7 +27,7 @@ from pathlib import Path
 from api.providers import BUILT_IN
 from events.errors import UpstreamUnavailable
 from hookledger.secret_manager import SecretManager, reference
-from hookledger.settings import Settings, SettingsError, parse_duration, split_values, variable
+from hookledger.settings import Settings, SettingsError, split_values, variable
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,7 @@ class SecretStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretStore:
-        refresh = parse_duration(settings.secrets_refresh, "HOOKLEDGER_SECRETS_REFRESH")
-        return cls(settings.secrets_endpoint, refresh.total_seconds())
+        return cls(settings.secrets_endpoint, settings.secrets_refresh.total_seconds())
 
     def resolve(self, value: str, setting: str) -> tuple[str, ...]:
         """The values now (SettingsError if a reference cannot be read)."""

@@ -24,7 +24,7 @@ from events.queries import load
 from events.store import verify_chains
 from hookledger.migrations import discover
 from hookledger.secrets import SecretStore
-from hookledger.settings import Settings, parse_duration
+from hookledger.settings import Settings
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.model import EMAIL_REMINDER, REFUND, ActionRequest
 from scheduler.actions.payments import AuthorizeNet
@@ -118,8 +118,7 @@ class SelfTest:
         lag = 0.0
         where = "postgres"
         if self._queue is not None:
-            setting = "HOOKLEDGER_TASKS_RECONCILE_LAG"
-            lag = parse_duration(self._settings.tasks_reconcile_lag, setting).total_seconds()
+            lag = self._settings.tasks_reconcile_lag.total_seconds()
             state = await self._queue.check()
             where = f"cloudtasks queue {state}"
             if state != "RUNNING":

@@ -1,16 +1,20 @@
-"""Settings, read once from ``HOOKLEDGER_*`` environment variables."""
+"""Settings, read once from ``HOOKLEDGER_*`` environment variables, in the
+composition root, and passed down as typed values: every setting is checked
+here, so a bad one stops the start with an error naming its variable."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
 PREFIX = "HOOKLEDGER_"
 TIMER_BACKENDS = ("postgres", "cloudtasks")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
@@ -30,16 +34,16 @@ class Settings(msgspec.Struct, frozen=True):
     providers_file: str = ""
     api_token: str = ""
     safe_mode: bool = True
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # one of LOG_LEVELS
     group_commit: bool = True
     max_batch: int = 512
     pool_size: int = 8
     # The countdown: how long an order has to pass verification, when to remind
     # the customer (before the due time), and how long a verification submitted
     # by the due time may take to be decided.
-    countdown_window: str = "72h"
-    countdown_reminders: str = "24h,1h"
-    countdown_grace: str = "24h"
+    countdown_window: timedelta = timedelta(hours=72)
+    countdown_reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
+    countdown_grace: timedelta = timedelta(hours=24)
     # Run the projections, the policy, the timers and the actions in this process.
     background: bool = True
     # Outbound actions (scheduler.actions); secrets accept `file:/path`.
@@ -73,12 +77,12 @@ class Settings(msgspec.Struct, frozen=True):
     tasks_endpoint: str = ""  # host:port of an emulator (plain gRPC); empty: Google
     tasks_secret: str = ""  # shared-secret header, for callers without OIDC (secret)
     tasks_max_retries: int = 20
-    tasks_reconcile_lag: str = "60s"
+    tasks_reconcile_lag: timedelta = timedelta(seconds=60)
     tasks_oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     # Secret Manager: an endpoint override (REST, e.g. a local stand-in) and how
     # often references (`sm://`, `file:`) are read again.
     secrets_endpoint: str = ""
-    secrets_refresh: str = "5m"
+    secrets_refresh: timedelta = timedelta(minutes=5)
     # Google Cloud project: log lines carry Cloud Logging's trace field.
     gcp_project: str = ""
 
@@ -101,26 +105,20 @@ def from_env(environ: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping; unknown keys are ignored."""
     values: dict[str, object] = {}
     for name, field_type in _fields().items():
-        raw = environ.get(PREFIX + name.upper())
+        raw = environ.get(variable(name))
         if raw is None or raw == "":
             continue
-        values[name] = _convert(name, raw, field_type)
+        value = _convert(name, raw, field_type)
+        check = _CHECKS.get(name)
+        values[name] = check(value, variable(name)) if check else value
     try:
         settings = Settings(**values)  # type: ignore[arg-type]
     except (TypeError, msgspec.ValidationError) as exc:
         raise SettingsError(str(exc)) from exc
-    if settings.timer_backend not in TIMER_BACKENDS:
-        raise SettingsError(
-            f"HOOKLEDGER_TIMER_BACKEND must be one of {', '.join(TIMER_BACKENDS)}, "
-            f"not {settings.timer_backend!r}"
-        )
     if settings.timer_backend == "cloudtasks":
         for name in ("tasks_queue", "tasks_target_url"):
             if not getattr(settings, name):
-                raise SettingsError(f"{PREFIX}{name.upper()} is required with cloudtasks timers")
-    for name in ("countdown_window", "countdown_grace", "tasks_reconcile_lag", "secrets_refresh"):
-        parse_duration(getattr(settings, name), PREFIX + name.upper())
-    parse_durations(settings.countdown_reminders, "HOOKLEDGER_COUNTDOWN_REMINDERS")
+                raise SettingsError(f"{variable(name)} is required with cloudtasks timers")
     return settings
 
 
@@ -152,7 +150,81 @@ def _convert(name: str, raw: str, field_type: object) -> object:
         return number
     if field_type is Path:
         return Path(raw)
+    if field_type is timedelta:
+        return parse_duration(raw, setting)
+    if field_type == tuple[timedelta, ...]:
+        return parse_durations(raw, setting)
     return raw
+
+
+def _one_of(choices: tuple[str, ...], *, upper: bool = False) -> Callable[[object, str], str]:
+    def check(value: object, setting: str) -> str:
+        text = str(value).strip()
+        text = text.upper() if upper else text
+        if text not in choices:
+            raise SettingsError(f"{setting} must be one of {', '.join(choices)}, not {value!r}")
+        return text
+
+    return check
+
+
+def _web_url(value: object, setting: str) -> str:
+    """An http(s) URL with a host (a template's ``{order_id}`` stays as it is)."""
+    text = str(value)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"{setting} must be an http(s) URL like https://host/path, not {text!r}"
+        )
+    return text
+
+
+def _database_url(value: object, setting: str) -> str:
+    """A ``postgresql://`` URL, or a libpq ``key=value`` connection string."""
+    text = str(value)
+    scheme, found, _ = text.partition("://")
+    if found and scheme not in ("postgresql", "postgres"):
+        raise SettingsError(f"{setting} must be a postgresql:// URL, not one of {scheme}://")
+    if not found and "=" not in text:
+        raise SettingsError(
+            f"{setting} must be a postgresql:// URL or a key=value connection string"
+        )
+    return text
+
+
+def _host_port(value: object, setting: str) -> str:
+    host, found, port = str(value).rpartition(":")
+    if not (found and host and port.isdigit()):
+        raise SettingsError(f"{setting} must be host:port, not {value!r}")
+    return str(value)
+
+
+def _email(value: object, setting: str) -> str:
+    local, found, domain = str(value).rpartition("@")
+    if not (found and local and domain) or any(c.isspace() for c in str(value)):
+        raise SettingsError(f"{setting} must be an e-mail address, not {value!r}")
+    return str(value)
+
+
+# What a setting read from the environment must look like beyond its type; each
+# check returns the value to keep (a log level in capitals).
+_CHECKS: dict[str, Callable[[object, str], object]] = {
+    "database_url": _database_url,
+    "log_level": _one_of(LOG_LEVELS, upper=True),
+    "timer_backend": _one_of(TIMER_BACKENDS),
+    "sendgrid_base_url": _web_url,
+    "payments_base_url": _web_url,
+    "verification_url": _web_url,
+    "email_from": _email,
+    "bigquery_endpoint": _web_url,
+    "tasks_target_url": _web_url,
+    "tasks_endpoint": _host_port,
+    "tasks_oidc_certs_url": _web_url,
+    "secrets_endpoint": _web_url,
+}
 
 
 def split_values(value: str) -> tuple[str, ...]:

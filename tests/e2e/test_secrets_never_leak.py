@@ -117,7 +117,11 @@ def test_no_secret_appears_in_logs_answers_metrics_or_the_self_test(
         keep(httpx.get(f"{server.url}/__selftest"))
         keep(httpx.get(f"{server.url}/healthz"))
         keep(httpx.get(f"{server.url}/health"))
-        cli = run_cli(database_url, "selftest", env={**env, "HOOKLEDGER_TASKS_TARGET_URL": "x"})
+        cli = run_cli(
+            database_url,
+            "selftest",
+            env={**env, "HOOKLEDGER_TASKS_TARGET_URL": "https://x.invalid"},
+        )
         seen.extend([cli.stdout, cli.stderr])
     finally:
         server.stop()

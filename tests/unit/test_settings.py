@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -307,6 +308,88 @@ def test_the_timer_backend_is_postgres_or_cloudtasks_which_needs_a_queue_and_a_t
         "HOOKLEDGER_TASKS_QUEUE": "projects/p/locations/l/queues/q",
         "HOOKLEDGER_TASKS_TARGET_URL": "https://hookledger.example",
     })  # fmt: skip
-    assert settings.tasks_reconcile_lag == "60s"
+    assert settings.tasks_reconcile_lag == timedelta(seconds=60)
     with pytest.raises(SettingsError, match="HOOKLEDGER_TASKS_RECONCILE_LAG"):
         from_env({"HOOKLEDGER_TASKS_RECONCILE_LAG": "soon"})
+
+
+# --- typed and checked values ---------------------------------------------------------
+
+
+def test_durations_are_read_as_timedeltas_and_reminders_as_a_tuple_of_them() -> None:
+    loaded = from_env({
+        "HOOKLEDGER_COUNTDOWN_WINDOW": "1h30m",
+        "HOOKLEDGER_COUNTDOWN_REMINDERS": "30m, 5m",
+        "HOOKLEDGER_COUNTDOWN_GRACE": "0s",
+        "HOOKLEDGER_SECRETS_REFRESH": "250ms",
+    })  # fmt: skip
+    assert loaded.countdown_window == timedelta(minutes=90)
+    assert loaded.countdown_reminders == (timedelta(minutes=30), timedelta(minutes=5))
+    assert loaded.countdown_grace == timedelta(0)
+    assert loaded.secrets_refresh == timedelta(milliseconds=250)
+    assert from_env({"HOOKLEDGER_COUNTDOWN_REMINDERS": "none"}).countdown_reminders == ()
+    assert from_env({}).countdown_window == timedelta(hours=72)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["HOOKLEDGER_COUNTDOWN_WINDOW", "HOOKLEDGER_COUNTDOWN_REMINDERS", "HOOKLEDGER_SECRETS_REFRESH"],
+)
+def test_a_duration_that_cannot_be_read_is_refused_naming_its_variable(variable: str) -> None:
+    with pytest.raises(SettingsError, match=f"{variable} must be a duration"):
+        from_env({variable: "3 days"})
+
+
+def test_the_log_level_is_one_of_the_known_levels_in_any_case() -> None:
+    assert from_env({"HOOKLEDGER_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    with pytest.raises(SettingsError, match="HOOKLEDGER_LOG_LEVEL must be one of") as caught:
+        from_env({"HOOKLEDGER_LOG_LEVEL": "verbose"})
+    assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in str(caught.value)
+    assert "'verbose'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("HOOKLEDGER_SENDGRID_BASE_URL", "api.sendgrid.com"),
+        ("HOOKLEDGER_PAYMENTS_BASE_URL", "ftp://api.authorize.net"),
+        ("HOOKLEDGER_VERIFICATION_URL", "/verify?order={order_id}"),
+        ("HOOKLEDGER_TASKS_OIDC_CERTS_URL", "https://"),
+        ("HOOKLEDGER_SECRETS_ENDPOINT", "127.0.0.1:9000"),
+        ("HOOKLEDGER_BIGQUERY_ENDPOINT", "localhost"),
+        ("HOOKLEDGER_TASKS_ENDPOINT", "http://127.0.0.1"),
+        ("HOOKLEDGER_EMAIL_FROM", "nobody"),
+        ("HOOKLEDGER_DATABASE_URL", "mysql://db/hl"),
+        ("HOOKLEDGER_DATABASE_URL", "db.example"),
+    ],
+)
+def test_a_setting_of_the_wrong_shape_is_refused_naming_its_variable(
+    variable: str, raw: str
+) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        from_env({variable: raw})
+
+
+def test_settings_of_the_right_shape_are_kept_as_given() -> None:
+    loaded = from_env({
+        "HOOKLEDGER_DATABASE_URL": "host=/tmp dbname=hl",
+        "HOOKLEDGER_VERIFICATION_URL": "https://shop.example/verify/{order_id}",
+        "HOOKLEDGER_SECRETS_ENDPOINT": "http://127.0.0.1:9000",
+        "HOOKLEDGER_TASKS_ENDPOINT": "localhost:8123",
+        "HOOKLEDGER_EMAIL_FROM": "checks@shop.example",
+    })  # fmt: skip
+    assert loaded.database_url == "host=/tmp dbname=hl"
+    assert loaded.verification_url == "https://shop.example/verify/{order_id}"
+    assert loaded.tasks_endpoint == "localhost:8123"
+
+
+def test_a_bad_log_level_stops_the_command_line_with_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hookledger.cli import main
+
+    monkeypatch.setenv("HOOKLEDGER_LOG_LEVEL", "loud")
+    assert main(["worker"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("hookledger: HOOKLEDGER_LOG_LEVEL must be one of DEBUG, INFO")
+    assert "Traceback" not in error
