@@ -11,12 +11,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookledger.settings import Settings, SettingsError, from_env
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from events.connector import Database
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _database_url(settings: Settings) -> Any:
+def _database_url(settings: Settings) -> Iterator[str]:
     """The configured database, or the embedded one started for the duration."""
     if settings.database_url:
         yield settings.database_url
@@ -161,17 +164,41 @@ def _database_url(settings: Settings) -> Any:
 
 
 @asynccontextmanager
-async def _database(url: str) -> AsyncIterator[Any]:
+async def _database(url: str, *, migrate: bool) -> AsyncIterator[Database]:
     from events.connector import Database
-    from hookledger.migrations import migrate
+    from hookledger.migrations import migrate as apply_migrations
 
     db = Database(url, max_size=2)
     await db.open()
     try:
-        await migrate(db)
+        if migrate:
+            await apply_migrations(db)
         yield db
     finally:
         await db.close()
+
+
+def _on_url(settings: Settings, run: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    """Run a command's ``run`` to its exit status, on the URL of the database
+    (the embedded one started for it and stopped after)."""
+    with _database_url(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _on_database(
+    settings: Settings,
+    run: Callable[[Database], Coroutine[Any, Any, int]],
+    *,
+    migrate: bool = True,
+) -> int:
+    """Run a command's ``run`` to its exit status with the database open
+    (migrated first unless ``migrate`` is false) and closed after."""
+
+    async def opened(url: str) -> int:
+        async with _database(url, migrate=migrate) as db:
+            return await run(db)
+
+    return _on_url(settings, opened)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -234,12 +261,8 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from events.appender import Appender
-    from events.connector import Database
     from hookledger.logs import configure
-    from hookledger.migrations import migrate
-    from hookledger.secrets import SecretStore
-    from hookledger.wiring import action_settings, build_background
+    from hookledger.wiring import build_runtime
 
     configure(settings.log_level, settings.gcp_project)
 
@@ -248,59 +271,34 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        db = Database(url, max_size=settings.pool_size)
-        await db.open()
-        appender = Appender(db, max_batch=settings.max_batch)
-        secrets = SecretStore.from_settings(settings)
-        actions = action_settings(settings, secrets)
-        background = build_background(settings, db, appender, secrets, actions)
-        refresh = asyncio.create_task(secrets.run(), name="secrets")
-        try:
-            await migrate(db)
-            await appender.start()
-            await background.start()
+        async with build_runtime(settings, url, background=True).running():
             print("hookledger worker running", flush=True)
             await stopping.wait()
-        finally:
-            refresh.cancel()
-            await background.stop()
-            await appender.stop()
-            await db.close()
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_url(settings, run)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.migrations import migrate
 
-    async def run(url: str) -> int:
-        from events.connector import Database
-
-        db = Database(url, max_size=1)
-        await db.open()
-        try:
-            applied = await migrate(db)
-        finally:
-            await db.close()
+    async def run(db: Database) -> int:
+        applied = await migrate(db)
         for migration in applied:
             print(f"applied {migration.version:04d}_{migration.name}")
         if not applied:
             print("the database is up to date")
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run, migrate=False)
 
 
 def _history(settings: Settings, args: argparse.Namespace) -> int:
     from api.routes.reads import audit_view
     from events.store import read_stream
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            events = await read_stream(db, f"order-{args.order_id}")
+    async def run(db: Database) -> int:
+        events = await read_stream(db, f"order-{args.order_id}")
         if not events:
             print(f"no events for order {args.order_id!r}", file=sys.stderr)
             return 1
@@ -316,16 +314,14 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
         _print_table(rows)
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
     from projections.status import order_status
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            status = await order_status(db, args.order_id)
+    async def run(db: Database) -> int:
+        status = await order_status(db, args.order_id)
         if status is None:
             print(f"no order {args.order_id!r}", file=sys.stderr)
             return 1
@@ -341,8 +337,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
             print("  " + "  ".join(f"{k}={v}" for k, v in action.items() if v is not None))
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -358,13 +353,12 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     chosen = list(PROJECTIONS.values()) if args.all else [PROJECTIONS[args.name]]
 
-    async def run(url: str) -> int:
+    async def run(db: Database) -> int:
         from hookledger.progress import progress
 
-        async with _database(url) as db:
-            total = await ledger_head(db)
-            with progress("replay", total) as bar:
-                report = await replay(db, chosen, bar)
+        total = await ledger_head(db)
+        with progress("replay", total) as bar:
+            report = await replay(db, chosen, bar)
         rate = report.events / report.seconds if report.seconds else 0.0
         print(f"rebuilt {', '.join(report.projections)}: {report.events} events of "
               f"{report.orders} orders up to position {report.position} in "
@@ -374,8 +368,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
                   "see `hookledger quarantine`")  # fmt: skip
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -389,22 +382,19 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from events.errors import ChainBroken
     from events.store import verify_chains
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            try:
-                report = await verify_chains(db, args.stream)
-            except ChainBroken as exc:
-                print(f"BROKEN: stream {exc.stream} at version {exc.version}: {exc.reason}")
-                return 1
+    async def run(db: Database) -> int:
+        try:
+            report = await verify_chains(db, args.stream)
+        except ChainBroken as exc:
+            print(f"BROKEN: stream {exc.stream} at version {exc.version}: {exc.reason}")
+            return 1
         print(f"ok: {report.events} events in {report.streams} streams verify")
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _selftest(settings: Settings, args: argparse.Namespace) -> int:
-    from events.connector import Database
     from hookledger.background import task_queue
     from hookledger.logs import configure
     from hookledger.secrets import SecretStore
@@ -416,17 +406,13 @@ def _selftest(settings: Settings, args: argparse.Namespace) -> int:
     providers = build_providers(settings, secrets)
     actions = action_settings(settings, secrets)
 
-    async def run(url: str) -> int:
-        # No migration here: whether they are applied is one of the checks.
-        db = Database(url, max_size=2)
+    async def run(db: Database) -> int:
         queue = task_queue(settings) if settings.timer_backend == "cloudtasks" else None
-        await db.open()
         try:
             report = await SelfTest(settings, db, providers, actions, secrets, queue).run()
         finally:
             if queue is not None:
                 await queue.close()
-            await db.close()
         if args.json:
             print(json.dumps(report, indent=2))
         else:
@@ -436,8 +422,8 @@ def _selftest(settings: Settings, args: argparse.Namespace) -> int:
             print(f"overall: {report['status']}")
         return 1 if report["status"] == ERROR else 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    # No migration here: whether they are applied is one of the checks.
+    return _on_database(settings, run, migrate=False)
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
@@ -446,12 +432,11 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from scheduler.actions.queue import dead_letters
     from scheduler.cloudtasks import dead_tasks
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            # Dead actions, and Cloud Tasks that gave up (their timers still
-            # fire through the reconciler; these are for the operator to see).
-            dead = sorted([*await dead_letters(db), *await dead_tasks(db)],
-                          key=lambda d: (d.updated_at, d.key))  # fmt: skip
+    async def run(db: Database) -> int:
+        # Dead actions, and Cloud Tasks that gave up (their timers still
+        # fire through the reconciler; these are for the operator to see).
+        dead = sorted([*await dead_letters(db), *await dead_tasks(db)],
+                      key=lambda d: (d.updated_at, d.key))  # fmt: skip
         if args.json:
             print(json.dumps([
                 {**msgspec.structs.asdict(d), "updated_at": d.updated_at.isoformat()}
@@ -472,8 +457,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         _print_table(rows)
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
@@ -492,30 +476,28 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            if not await requeue(db, args.key):
-                found = await action_state(db, args.key)
-                state = f"it is {found[0]}" if found else "there is no such action"
-                print(f"{args.key}: not a dead letter ({state})", file=sys.stderr)
-                return 1
-            if not args.now:
-                print(f"{args.key}: queued again; a running worker performs it")
+    async def run(db: Database) -> int:
+        if not await requeue(db, args.key):
+            found = await action_state(db, args.key)
+            state = f"it is {found[0]}" if found else "there is no such action"
+            print(f"{args.key}: not a dead letter ({state})", file=sys.stderr)
+            return 1
+        if not args.now:
+            print(f"{args.key}: queued again; a running worker performs it")
+            return 0
+        worker = ActionWorker(db, Appender(db, group_commit=False), action_settings(settings))
+        try:
+            if not await worker.run_once(key=args.key):
+                print(f"{args.key}: queued again; a worker took it first")
                 return 0
-            worker = ActionWorker(db, Appender(db, group_commit=False), action_settings(settings))
-            try:
-                if not await worker.run_once(key=args.key):
-                    print(f"{args.key}: queued again; a worker took it first")
-                    return 0
-            finally:
-                await worker.close()
-            state, attempts, error = await action_state(db, args.key) or ("?", 0, None)
+        finally:
+            await worker.close()
+        state, attempts, error = await action_state(db, args.key) or ("?", 0, None)
         print(f"{args.key}: {state} after attempt {attempts}" + (f": {error}" if error else ""))
         return 0 if state == "done" else 1
 
     configure(settings.log_level, settings.gcp_project)
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
@@ -523,9 +505,8 @@ def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
 
     from events.quarantine import quarantined
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            items = await quarantined(db)
+    async def run(db: Database) -> int:
+        items = await quarantined(db)
         if args.json:
             print(json.dumps([
                 {**msgspec.structs.asdict(q), "first_seen_at": q.first_seen_at.isoformat(),
@@ -547,8 +528,7 @@ def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
         _print_table(rows)
         return 0
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _retry_quarantined(settings: Settings, args: argparse.Namespace) -> int:
@@ -559,18 +539,17 @@ def _retry_quarantined(settings: Settings, args: argparse.Namespace) -> int:
     from projections.projectors import PROJECTIONS, ProjectionConsumer
     from scheduler.policy import CountdownPolicy
 
-    async def run(url: str) -> int:
-        async with _database(url) as db:
-            policy = CountdownPolicy(Appender(db, group_commit=False), countdown_config(settings))
-            consumers: dict[str, Applies] = {policy.name: policy}
-            for projection in PROJECTIONS.values():
-                consumers[projection.consumer_name] = ProjectionConsumer(projection)
-            if args.consumer and args.consumer not in consumers:
-                print(f"hookledger: no consumer {args.consumer!r}; known: {', '.join(consumers)}",
-                      file=sys.stderr)  # fmt: skip
-                return 2
-            outcomes = await retry(db, consumers, consumer=args.consumer,
-                                   positions=args.positions)  # fmt: skip
+    async def run(db: Database) -> int:
+        policy = CountdownPolicy(Appender(db, group_commit=False), countdown_config(settings))
+        consumers: dict[str, Applies] = {policy.name: policy}
+        for projection in PROJECTIONS.values():
+            consumers[projection.consumer_name] = ProjectionConsumer(projection)
+        if args.consumer and args.consumer not in consumers:
+            print(f"hookledger: no consumer {args.consumer!r}; known: {', '.join(consumers)}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        outcomes = await retry(db, consumers, consumer=args.consumer,
+                               positions=args.positions)  # fmt: skip
         if not outcomes:
             print("nothing to retry")
         for o in outcomes:
@@ -579,8 +558,7 @@ def _retry_quarantined(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if all(o.applied for o in outcomes) else 1
 
     configure(settings.log_level, settings.gcp_project)
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
@@ -599,22 +577,20 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     # A one-off run shows a progress bar: only warnings would interrupt it.
     configure(settings.log_level if args.follow else "WARNING")
 
-    async def run(url: str) -> int:
+    async def run(db: Database) -> int:
         from events.errors import CheckpointMoved
         from exporter.errors import DestinationRefused, DestinationUnavailable
         from hookledger.exports import export_to_bigquery, export_to_parquet
 
-        async with _database(url) as db:
-            try:
-                if config is not None:
-                    return await export_to_bigquery(db, config, policy, settings, args)
-                return await export_to_parquet(db, args.directory, policy, settings, args)
-            except (DestinationRefused, DestinationUnavailable, CheckpointMoved) as exc:
-                print(f"hookledger: export failed: {exc.detail}", file=sys.stderr)
-                return 1
+        try:
+            if config is not None:
+                return await export_to_bigquery(db, config, policy, settings, args)
+            return await export_to_parquet(db, args.directory, policy, settings, args)
+        except (DestinationRefused, DestinationUnavailable, CheckpointMoved) as exc:
+            print(f"hookledger: export failed: {exc.detail}", file=sys.stderr)
+            return 1
 
-    with _database_url(settings) as url:
-        return asyncio.run(run(url))
+    return _on_database(settings, run)
 
 
 # -- send ----------------------------------------------------------------------

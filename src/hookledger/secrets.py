@@ -110,7 +110,13 @@ class SecretStore:
         return resolve(value, setting, self._manager)
 
     def live(self, value: str, setting: str, fallback: tuple[str, ...] = ()) -> LiveSecret:
-        """A holder for the setting, read now; ``fallback`` when it is empty."""
+        """A holder for the setting, read now; ``fallback`` when it is empty. Asked
+        again for the same setting and value, the holder made first: every user
+        of a secret then follows its refreshes (the task secret is both checked
+        on the task route and sent by the task sync)."""
+        held = self._secrets.get(setting)
+        if held is not None and held.value == value:
+            return held
         secret = LiveSecret(setting, value, self.resolve(value, setting) or fallback)
         self._secrets[setting] = secret
         return secret

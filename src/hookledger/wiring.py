@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from functools import partial
 from typing import Protocol
 
@@ -19,12 +19,12 @@ from api.providers import BUILT_IN
 from api.providers.base import Adapter
 from api.services import Services
 from api.task_auth import TaskAuth
-from events.appender import Appender
+from events.appender import Appender, BatchObserver
 from events.connector import Database
 from hookledger import __version__
 from hookledger.background import Background, task_queue
 from hookledger.logs import configure
-from hookledger.migrations import migrate
+from hookledger.runtime import Runtime
 from hookledger.secrets import SecretStore, live_provider_secrets
 from hookledger.selftest import SelfTest
 from hookledger.settings import Settings, SettingsError, from_env
@@ -46,25 +46,23 @@ def build_services(
     settings: Settings, database_url: str, *, multiprocess_metrics: bool = False
 ) -> Services:
     """Everything the app needs, not yet started."""
-    db = Database(database_url, max_size=settings.pool_size)
     metrics = Metrics(multiprocess=multiprocess_metrics)
-    appender = Appender(
-        db,
-        max_batch=settings.max_batch,
-        group_commit=settings.group_commit,
-        observe=metrics.observe_batch,
+    runtime = build_runtime(
+        settings,
+        database_url,
+        observe_batch=metrics.observe_batch,
+        observe_action=metrics.count_action,
     )
-    secrets = SecretStore.from_settings(settings)
+    db, secrets, action_config = runtime.db, runtime.secrets, runtime.actions
     providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
     metrics.register_consumers(
         [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name]
     )
     tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
-    action_config = action_settings(settings, secrets)
     services = Services(
         db=db,
-        appender=appender,
+        appender=runtime.appender,
         providers=providers,
         metrics=metrics,
         version=__version__,
@@ -77,24 +75,14 @@ def build_services(
     if settings.timer_backend == "cloudtasks":
         serve_cloud_tasks(services, settings, secrets)
         queue = task_queue(settings)
+        runtime.close_on_stop(queue.close)
     services.selftest = SelfTest(settings, db, providers, action_config, secrets, queue).run
-
-    background = (
-        build_background(
-            settings, db, appender, secrets, action_config, observe_action=metrics.count_action
-        )
-        if settings.background
-        else None
-    )
-    refresher: list[asyncio.Task[None]] = []
+    # Litestar starts and stops the app by callbacks: the runtime is entered in one
+    # and left in the other.
+    running = AsyncExitStack()
 
     async def start() -> None:
-        await db.open()
-        await migrate(db)
-        await appender.start()
-        if background is not None:
-            await background.start()
-        refresher.append(asyncio.create_task(secrets.run(), name="secrets"))
+        await running.enter_async_context(runtime.running())
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
         # collections were the latency tail: p99 38 ms before, 22 ms after).
@@ -118,18 +106,38 @@ def build_services(
                 log.warning("actions needing it will be dead-lettered", extra={"unset": setting})
 
     async def stop() -> None:
-        for task in refresher:
-            task.cancel()
-        if queue is not None:
-            await queue.close()
-        if background is not None:
-            await background.stop()
-        await appender.stop()
-        await db.close()
+        await running.aclose()
 
     services.on_startup.append(start)
     services.on_shutdown.append(stop)
     return services
+
+
+def build_runtime(
+    settings: Settings,
+    database_url: str,
+    *,
+    background: bool | None = None,
+    observe_batch: BatchObserver | None = None,
+    observe_action: Callable[[str, str], None] | None = None,
+) -> Runtime:
+    """A process's database, appender, secrets, outbound actions and background
+    work (``background``: whether to run it; default: the setting), not started."""
+    db = Database(database_url, max_size=settings.pool_size)
+    appender = Appender(
+        db,
+        max_batch=settings.max_batch,
+        group_commit=settings.group_commit,
+        observe=observe_batch,
+    )
+    secrets = SecretStore.from_settings(settings)
+    actions = action_settings(settings, secrets)
+    work = None
+    if settings.background if background is None else background:
+        work = build_background(
+            settings, db, appender, secrets, actions, observe_action=observe_action
+        )
+    return Runtime(db, appender, secrets, actions, work)
 
 
 def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, Adapter]:

@@ -393,3 +393,17 @@ def test_a_bad_log_level_stops_the_command_line_with_a_message_not_a_traceback(
     error = capsys.readouterr().err
     assert error.startswith("hookledger: HOOKLEDGER_LOG_LEVEL must be one of DEBUG, INFO")
     assert "Traceback" not in error
+
+
+def test_a_secret_asked_for_twice_is_one_holder_so_both_users_follow_its_refreshes(
+    tmp_path: Path,
+) -> None:
+    from hookledger.secrets import SecretStore
+
+    path = tmp_path / "task-secret"
+    path.write_text("first")
+    store = SecretStore()
+    checked = store.live(f"file:{path}", "HOOKLEDGER_TASKS_SECRET")
+    sent = store.live(f"file:{path}", "HOOKLEDGER_TASKS_SECRET")
+    assert sent is checked
+    assert store.live("other", "HOOKLEDGER_TASKS_SECRET") is not checked
