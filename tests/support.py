@@ -151,10 +151,11 @@ class _CommandProcess:
         raise NotImplementedError
 
     def _launch(self, timeout: float) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        # The child writes to its own copy of the descriptor; ours closes at once.
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -69,8 +69,26 @@ def cli_settings(provider: FakeProvider) -> dict[str, str]:
     }
 
 
-def worker_for(db: Database, settings: ActionSettings, **options: Any) -> ActionWorker:
-    return ActionWorker(db, Appender(db, group_commit=False), settings, **options)
+# The workers the running test made, closed when it ends (see close_workers).
+_OPEN_WORKERS: list[ActionWorker] = []
+
+
+def worker_for(
+    db: Database, settings: ActionSettings, *, appender: Appender | None = None, **options: Any
+) -> ActionWorker:
+    """A worker closed when the test ends, whatever the test did with it."""
+    worker = ActionWorker(db, appender or Appender(db, group_commit=False), settings, **options)
+    _OPEN_WORKERS.append(worker)
+    return worker
+
+
+@pytest.fixture(autouse=True)
+async def close_workers() -> AsyncIterator[None]:
+    """Close each worker's HTTP client: its keep-alive sockets would otherwise be
+    left to the garbage collector (a ResourceWarning, an error here)."""
+    yield
+    while _OPEN_WORKERS:
+        await _OPEN_WORKERS.pop().close()
 
 
 def email(
@@ -332,7 +350,7 @@ async def test_a_crash_after_recording_a_success_finishes_the_action_without_sen
     await queue(db, mail := email())
     settings = settings_for(provider)
     with pytest.raises(RuntimeError):
-        await ActionWorker(db, CrashAfterAppend(db, group_commit=False), settings).run_once()
+        await worker_for(db, settings, appender=CrashAfterAppend(db, group_commit=False)).run_once()
     assert (await states(db))[mail.key] == "pending"
 
     await worker_for(db, settings).run_once()
@@ -349,7 +367,7 @@ async def test_a_crash_after_recording_a_failure_reruns_the_attempt_with_one_eve
     await queue(db, mail := email())
     settings = settings_for(provider)
     with pytest.raises(RuntimeError):
-        await ActionWorker(db, CrashAfterAppend(db, group_commit=False), settings).run_once()
+        await worker_for(db, settings, appender=CrashAfterAppend(db, group_commit=False)).run_once()
 
     await drain(worker_for(db, settings), db)
 
