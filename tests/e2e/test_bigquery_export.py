@@ -231,11 +231,13 @@ class ExporterProcess:
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""
         assert self.proc is not None and self.proc.stderr is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the exporter had exited: {self.proc.stderr.read()!r}")
-        self.proc.kill()
-        self.proc.wait()
-        self.proc.stderr.close()
+        try:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the exporter had exited: {self.proc.stderr.read()!r}")
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            self.proc.stderr.close()
 
 
 async def test_the_workers_exporter_does_nothing_without_a_project(db: Database) -> None:
