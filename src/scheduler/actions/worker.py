@@ -108,10 +108,17 @@ class ActionWorker:
                 await wakeup.listen()
                 timeout = self._poll_interval
                 try:
-                    if await self.run_once() >= self._batch_size:
+                    claimed = await self.run_once()
+                    if claimed >= self._batch_size:
                         continue
                     due = await seconds_to_next_due(self._db)
-                    # Due already means another worker holds it: poll, don't spin.
+                    # Due already after a batch of ours: a retry this batch set came
+                    # due while it finished (short backoffs); take it now rather than
+                    # after a whole poll interval.
+                    if claimed and due is not None and due <= 0:
+                        continue
+                    # Due already after claiming nothing means another worker holds
+                    # it: poll, don't spin.
                     if due is not None and due > 0:
                         timeout = min(timeout, due)
                 except Unavailable as exc:
