@@ -86,10 +86,12 @@ async def test_unreachable_database_fails_the_batch_as_unavailable() -> None:
     await db.open()
     appender = Appender(db)
     await appender.start()
-    with pytest.raises(DatabaseUnavailable):
-        await appender.append(new_event())
-    await appender.stop()
-    await db.close()
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await appender.append(new_event())
+    finally:
+        await appender.stop()
+        await db.close()
 
 
 async def test_stopped_appender_refuses_new_events_after_draining_queued_ones(
@@ -220,10 +222,9 @@ class _RacingSession:
 async def test_a_head_moved_by_another_writer_is_detected_and_the_batch_prepared_again(
     db: Database,
 ) -> None:
-    conn = await db.connect(autocommit=True)
-    target = _RacedOnce(conn, db)
-    [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
-    await conn.close()
+    async with db.dedicated(autocommit=True) as conn:
+        target = _RacedOnce(conn, db)
+        [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
 
     assert target.reads == 2
     recorded = await read_stream(db, "order-raced")
@@ -235,12 +236,11 @@ async def test_a_head_moved_by_another_writer_is_detected_and_the_batch_prepared
 async def test_a_writer_that_keeps_losing_races_takes_the_lock_before_reading(
     db: Database,
 ) -> None:
-    conn = await db.connect(autocommit=True)
-    # Every optimistic attempt is raced; the locked one cannot be (the intruder
-    # would wait for the lock), so it is not raced here.
-    target = _RacedOnce(conn, db, races=OPTIMISTIC_ATTEMPTS)
-    [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
-    await conn.close()
+    async with db.dedicated(autocommit=True) as conn:
+        # Every optimistic attempt is raced; the locked one cannot be (the intruder
+        # would wait for the lock), so it is not raced here.
+        target = _RacedOnce(conn, db, races=OPTIMISTIC_ATTEMPTS)
+        [outcome] = await write(target, [new_event(stream="order-raced", event_id="mine")])  # type: ignore[arg-type]
 
     assert target.reads == OPTIMISTIC_ATTEMPTS  # the locked read went through conn.transaction()
     recorded = await read_stream(db, "order-raced")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from contextlib import aclosing
 
 from events.connector import Database
 from events.store import read_after, verify_chains
@@ -36,11 +37,14 @@ async def test_subscriber_sees_every_event_of_concurrent_writers_once_in_replay_
     subscription = Subscription(db, batch_size=97, poll_interval=5.0)
 
     async def follow() -> None:
-        async for batch in subscription.batches():
-            seen.extend(e.position for e in batch)
-            ids.extend(e.event_id for e in batch)
-            if len(seen) >= WRITERS * PER_WRITER:
-                return
+        # Closed on leaving, not whenever the collector finds it: it holds a
+        # LISTEN connection of its own.
+        async with aclosing(subscription.batches()) as batches:
+            async for batch in batches:
+                seen.extend(e.position for e in batch)
+                ids.extend(e.event_id for e in batch)
+                if len(seen) >= WRITERS * PER_WRITER:
+                    return
 
     follower = asyncio.create_task(follow())
     codes = [await w.wait() for w in writers]
@@ -57,16 +61,15 @@ async def test_notify_wakes_subscriber_long_before_the_polling_fallback(db: Data
     from events.appender import Appender
 
     subscription = Subscription(db, poll_interval=30.0)
-    batches = subscription.batches()
-    waiting = asyncio.ensure_future(anext(batches))
-    await asyncio.sleep(0.3)  # the subscriber is now listening and idle
-    appender = Appender(db)
-    await appender.start()
-    await appender.append(new_event())
-    await appender.stop()
-    batch = await asyncio.wait_for(waiting, 10)
+    async with aclosing(subscription.batches()) as batches:
+        waiting = asyncio.ensure_future(anext(batches))
+        await asyncio.sleep(0.3)  # the subscriber is now listening and idle
+        appender = Appender(db)
+        await appender.start()
+        await appender.append(new_event())
+        await appender.stop()
+        batch = await asyncio.wait_for(waiting, 10)
     assert len(batch) == 1
-    await batches.aclose()
 
 
 def test_writer_process_module_is_importable() -> None:
