@@ -86,6 +86,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.background_restarts = Counter(
+            "hookledger_background_restarts",
+            "Background jobs started again after they died, by job",
+            ["job"],
+            registry=self.registry,
+        )
+
         # Labelled series looked up once: labels() takes a lock and builds a key
         # on every call, and the intake counts each delivery and each event.
         self._deliveries: dict[tuple[str, str], Counter] = {}
@@ -122,6 +129,14 @@ class Metrics:
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
+
+    def register_jobs(self, names: Iterable[str]) -> None:
+        """Start every background job's restart count at zero."""
+        for name in names:
+            self.background_restarts.labels(name)
+
+    def count_restart(self, job: str) -> None:
+        self.background_restarts.labels(job).inc()
 
     def register_consumers(self, names: Iterable[str]) -> None:
         """The consumers whose quarantined events are counted, each shown from

@@ -33,6 +33,8 @@ class Services:
     fire_task: Callable[[str, str, datetime], Awaitable[str]] | None = None
     dead_task: Callable[[str, str | None, int, str], Awaitable[None]] | None = None
     task_max_retries: int = 20
+    # The background jobs of this process that are down, each with its last error.
+    jobs_down: Callable[[], dict[str, str]] | None = None
     # The self-test's checks, from the composition root.
     selftest: Callable[[], Awaitable[dict[str, Any]]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

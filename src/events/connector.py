@@ -176,6 +176,10 @@ class Database:
         connect_timeout: int = 5,
     ) -> None:
         self.url = url
+        # Connections opened outside the pool, for the record (a test counts them).
+        self.opened = 0
+        self._shared: Connection | None = None
+        self._shared_lock = asyncio.Lock()
         self._connect_kwargs: dict[str, Any] = {"connect_timeout": connect_timeout}
         self._acquire_timeout = acquire_timeout
         self._pool = psycopg_pool.AsyncConnectionPool(
@@ -195,13 +199,37 @@ class Database:
         await self._pool.open(wait=False)
 
     async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
         await self._pool.close()
+
+    async def shared(self) -> Connection:
+        """The process's one long-lived autocommit connection for short statements
+        that must outlive a pooled checkout (session-level advisory locks), made
+        on first use and made again once broken; closed with the database."""
+        async with self._shared_lock:
+            if self._shared is None or self._shared.broken:
+                if self._shared is not None:
+                    await self._shared.close()
+                    self._shared = None
+                self._shared = await self.connect(autocommit=True)
+            return self._shared
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         """A pooled connection inside one transaction, committed on success."""
         async with _translated(), self._pool.connection() as conn, conn.transaction():
             yield Session(conn)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Session]:
+        """A pooled connection inside one read-only REPEATABLE READ transaction:
+        every read in it sees the same moment of the database."""
+        async with _translated(), self._pool.connection() as conn, conn.transaction():
+            session = Session(conn)
+            await session.execute(QUERIES["snapshot_transaction"])
+            yield session
 
     async def connect(self, *, autocommit: bool = False, prepare_all: bool = False) -> Connection:
         """A connection of its own, outside the pool; the caller closes it.
@@ -210,6 +238,7 @@ class Database:
             conn = await psycopg.AsyncConnection.connect(
                 self.url, autocommit=autocommit, **self._connect_kwargs
             )
+        self.opened += 1
         return Connection(conn, prepare_all=prepare_all)
 
     async def connect_writer(self) -> Connection:

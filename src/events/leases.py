@@ -1,10 +1,12 @@
 """Leadership of a named consumer across processes.
 
-A lease is a session-level advisory lock held on a connection of its own: it is
-released when the holder lets go or when its connection ends, so a consumer whose
-process died is taken over by the next process that asks. The lease only keeps
-two runners from doing the same work; correctness comes from the checkpoint
-check (events.checkpoints), which holds even if two leases ever overlapped.
+A lease is a session-level advisory lock. All the leases of a process are held on
+one connection (``Database.shared``): a standby process asking once a second per
+consumer opens no connection at all, and a lease is released when its holder lets
+go or when that connection ends, so a consumer whose process died is taken over by
+the next process that asks. The lease only keeps two runners from doing the same
+work; correctness comes from the checkpoint check (events.checkpoints), which holds
+even if two leases ever overlapped.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from events.connector import Connection, Database
 from events.errors import CheckpointMoved, DatabaseUnavailable, HookledgerError, Unavailable
 from events.queries import QUERIES
+from events.retry import DATABASE_RETRY_CAP, Backoff
 
 log = logging.getLogger(__name__)
+
+# Advisory locks are re-entrant within a session: the names this process holds on
+# each shared connection keep two runners of one process from both "taking" a name.
+_held: WeakKeyDictionary[Connection, set[str]] = WeakKeyDictionary()
+
+# The slowest retry of leased work that failed (a refusal that needs someone to act).
+WORK_RETRY_CAP = 30.0
 
 
 class Lease:
@@ -31,31 +42,38 @@ class Lease:
 
     @property
     def held(self) -> bool:
-        return not self._conn.broken
+        return not self._conn.broken and self.name in _held.get(self._conn, ())
 
     async def release(self) -> None:
-        """Let go of the lease (closing its connection would too)."""
+        """Let go of the lease; the shared connection stays open for the others."""
+        names = _held.get(self._conn, set())
+        if self.name not in names:
+            return
+        names.discard(self.name)
+        if self._conn.broken:
+            return  # the lock went with the connection
         try:
-            if self.held:
-                await self._conn.session().execute(QUERIES["release_lease"], (self.name,))
+            await self._conn.session().execute(QUERIES["release_lease"], (self.name,))
         except DatabaseUnavailable as exc:
             log.warning(
                 "lease lost while releasing it", extra={"lease": self.name, "error": exc.detail}
             )
-        finally:
-            await self._conn.close()
 
 
 async def try_lease(db: Database, name: str) -> Lease | None:
-    """The lease of ``name`` if no other process holds it, else None."""
-    conn = await db.connect(autocommit=True)
+    """The lease of ``name`` if no other runner holds it, else None."""
+    conn = await db.shared()
+    names = _held.setdefault(conn, set())
+    if name in names:
+        return None
+    names.add(name)  # before the query: a concurrent ask in this process waits out
     try:
         row = await conn.session().fetch_one(QUERIES["try_lease"], (name,))
     except BaseException:
-        await conn.close()
+        names.discard(name)
         raise
     if not (row and row[0]):
-        await conn.close()
+        names.discard(name)
         return None
     return Lease(name, conn)
 
@@ -83,12 +101,16 @@ async def run_while_leased(
     ``work``; when ``work`` returns or fails, let go and ask again after
     ``retry_interval``. Any number of processes may run this for one name: one
     works, the others stand by. ``context`` adds fields to the failure logs."""
+    # The database away: ask again soon after it is back. Work refused: ever slower.
+    unreachable = Backoff(name, retry_interval, max(retry_interval, DATABASE_RETRY_CAP))
+    refused = Backoff(name, retry_interval, max(retry_interval, WORK_RETRY_CAP))
     while True:
+        failed: Backoff | None = None
         try:
             lease = await try_lease(db, name)
         except Unavailable as exc:
             log.warning("cannot ask for a lease", extra={"lease": name, "error": exc.detail})
-            lease = None
+            lease, failed = None, unreachable
         if lease is not None:
             try:
                 await work(lease)
@@ -98,12 +120,20 @@ async def run_while_leased(
                 log.warning(
                     "leased work restarts", extra={"lease": name, **context(), "error": exc.detail}
                 )
+                failed = unreachable
             except HookledgerError as exc:
                 # Refused work will be refused again until someone acts: say so, and
-                # retry slowly rather than skip anything.
+                # retry ever more slowly rather than skip anything.
                 log.error(
                     "leased work failed", extra={"lease": name, **context(), "error": exc.detail}
                 )
+                failed = refused
             finally:
                 await lease.release()
-        await asyncio.sleep(retry_interval)
+        if failed is not None:
+            await failed.wait()
+        else:
+            # A standby's ask, or work that ended by itself: ask again at the pace.
+            unreachable.reset()
+            refused.reset()
+            await asyncio.sleep(retry_interval)

@@ -10,6 +10,11 @@
 -- it explicitly only to hold it from its reads on.
 SELECT pg_advisory_xact_lock(7254910833)
 
+-- name: snapshot_transaction [unprepared]
+-- The first statement of Database.snapshot's transaction: every later read in it
+-- sees the database as it was at that moment, whatever commits meanwhile.
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+
 -- name: plan_with_indexes
 -- Set on the appender's connections, which prepare every query (see
 -- Database.connect_writer): their plans keep to the indexes however small the

@@ -60,15 +60,15 @@ async def verify_chains(db: Database, stream: str | None = None) -> VerifyReport
 
     Also checks each stream's recorded head, so a removed tail is found too.
     """
-    heads: dict[str, tuple[int, str]]
-    if stream is None:
-        rows = await db.fetch_all(QUERIES["stream_heads"])
-    else:
-        rows = await db.fetch_all(QUERIES["stream_head"], (stream,))
-    heads = {r[0]: (r[1], r[2]) for r in rows}
-
     streams = events = 0
-    async with db.transaction() as session:
+    # Heads and events from one snapshot: an append committed between two reads
+    # would otherwise look like a head that does not match its chain.
+    async with db.snapshot() as session:
+        if stream is None:
+            rows = await session.fetch_all(QUERIES["stream_heads"])
+        else:
+            rows = await session.fetch_all(QUERIES["stream_head"], (stream,))
+        heads: dict[str, tuple[int, str]] = {r[0]: (r[1], r[2]) for r in rows}
         if stream is None:
             source = session.stream_rows(QUERIES["read_all_by_stream"])
         else:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator
 
 from events.connector import Database
 from events.errors import DatabaseUnavailable
 from events.model import RecordedEvent
+from events.retry import DATABASE_RETRY_CAP, Backoff
 from events.store import read_after
 from events.wakeup import Wakeup
 
@@ -40,6 +40,9 @@ class Subscription:
 
     async def batches(self) -> AsyncGenerator[list[RecordedEvent]]:
         """Yield non-empty batches forever; the cursor advances as each is taken."""
+        backoff = Backoff(
+            "subscription", self._poll_interval, max(self._poll_interval, DATABASE_RETRY_CAP)
+        )
         try:
             while True:
                 await self._wakeup.listen()
@@ -48,8 +51,9 @@ class Subscription:
                 except DatabaseUnavailable as exc:
                     # A read is idempotent: wait and read again from the same cursor.
                     log.warning("cannot read new events", extra={"error": exc.detail})
-                    await asyncio.sleep(self._poll_interval)
+                    await backoff.wait()
                     continue
+                backoff.reset()
                 if events:
                     self.position = events[-1].position
                     yield events

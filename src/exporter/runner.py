@@ -16,6 +16,7 @@ import msgspec
 from events.connector import Database, Row
 from events.leases import Lease
 from events.progress import Progress
+from events.retry import Backoff
 from exporter.batch import ExportBatch, build_batch, fetch_rows
 from exporter.errors import DestinationUnavailable
 from exporter.policy import Policy
@@ -174,7 +175,8 @@ async def _write(
     destination: Destination, batch: ExportBatch, patience: float | None, max_backoff: float
 ) -> None:
     deadline = None if patience is None else time.monotonic() + patience
-    delay = min(0.5, max_backoff)
+    backoff = Backoff("export", min(0.5, max_backoff), max_backoff)
+    delay = backoff.next()
     attempt = 1
     while True:
         try:
@@ -188,7 +190,7 @@ async def _write(
                        "attempt": attempt, "retry_in": delay, "error": exc.detail},
             )  # fmt: skip
             await asyncio.sleep(delay)
-            delay = min(delay * 2, max_backoff)
+            delay = backoff.next()
             attempt += 1
         else:
             if attempt > 1:

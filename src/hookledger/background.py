@@ -5,10 +5,9 @@ routes unless told not to."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 from events.appender import Appender
 from events.connector import Database
@@ -16,6 +15,7 @@ from events.consumer import ConsumerRunner
 from hookledger.exports import run_bigquery_exporter
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
+from hookledger.supervisor import JobFactory, Supervisor
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.worker import ActionWorker
@@ -48,6 +48,7 @@ class Background:
         *,
         observe_action: Callable[[str, str], None] | None = None,
         secrets: SecretStore | None = None,
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self.runners = [
             ConsumerRunner(db, ProjectionConsumer(projection))
@@ -73,29 +74,25 @@ class Background:
             observe=observe_action,
             batch_size=1000 if actions.safe_mode else 200,
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(on_restart=on_restart)
 
-    def jobs(self) -> dict[str, Coroutine[Any, Any, None]]:
-        jobs = {r.consumer.name: r.run() for r in self.runners}
-        jobs[self.policy.consumer.name] = self.policy.run()
-        jobs["timers"] = self.timers.run()
+    def jobs(self) -> dict[str, JobFactory]:
+        """Each job's name and how to start it (again)."""
+        jobs: dict[str, JobFactory] = {r.consumer.name: r.run for r in self.runners}
+        jobs[self.policy.consumer.name] = self.policy.run
+        jobs["timers"] = self.timers.run
         if self.task_sync is not None:
-            jobs["task_sync"] = self.task_sync.run()
-        jobs["actions"] = self.actions.run()
-        jobs["exporter.bigquery"] = run_bigquery_exporter(self._db, self._settings)
+            jobs["task_sync"] = self.task_sync.run
+        jobs["actions"] = self.actions.run
+        jobs["exporter.bigquery"] = partial(run_bigquery_exporter, self._db, self._settings)
         return jobs
 
     async def start(self) -> None:
         for name, job in self.jobs().items():
-            task = asyncio.create_task(job, name=name)
-            task.add_done_callback(_report_end)
-            self._tasks.append(task)
+            self.supervisor.start(name, job)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self.supervisor.stop()
         await self.actions.close()
 
 
@@ -114,12 +111,3 @@ def task_target(settings: Settings, secrets: SecretStore) -> TaskTarget:
         audience=settings.tasks_audience,
         secret=secret.first,
     )
-
-
-def _report_end(task: asyncio.Task[None]) -> None:
-    # Background jobs run until cancelled: one that ends otherwise is a bug to see.
-    if not task.cancelled() and task.exception() is not None:
-        log.error(
-            "background job died",
-            extra={"job": task.get_name(), "error": repr(task.exception())},
-        )

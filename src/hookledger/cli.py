@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -20,6 +22,8 @@ from hookledger.settings import Settings, SettingsError, from_env
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from events.connector import Database
+
+log = logging.getLogger("hookledger")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,9 +275,20 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        async with build_runtime(settings, url, background=True).running():
+        runtime = build_runtime(settings, url, background=True)
+        assert runtime.background is not None
+        supervisor = runtime.background.supervisor
+        async with runtime.running():
             print("hookledger worker running", flush=True)
-            await stopping.wait()
+            while not stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=1.0)
+                down = supervisor.down()
+                if down:
+                    # No /health to report it: end, so that the platform starts
+                    # a fresh process and its restart shows.
+                    log.error("background job down: the worker exits", extra={"jobs": down})
+                    return 1
         return 0
 
     return _on_url(settings, run)

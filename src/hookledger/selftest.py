@@ -2,7 +2,7 @@
 ``degraded`` or ``error`` with a short reason. Reasons name settings and
 counts, never a secret's value.
 
-``datastore``, ``ledger`` and ``timers`` are critical: an error in any of them
+``datastore``, ``ledger``, ``timers`` and ``jobs`` are critical: an error in any of them
 makes the whole answer an error (HTTP 503, exit status 1). The others report
 what an operator should fix without the service being down: a provider without
 a secret refuses that provider's deliveries only.
@@ -25,6 +25,7 @@ from events.store import verify_chains
 from hookledger.migrations import discover
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
+from hookledger.supervisor import Supervisor
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.model import EMAIL_REMINDER, REFUND, ActionRequest
 from scheduler.actions.payments import AuthorizeNet
@@ -33,7 +34,7 @@ from scheduler.cloudtasks import TaskQueue
 from scheduler.timers import QUERIES as TIMER_QUERIES
 
 QUERIES = load(Path(__file__).with_name("selftest.sql"))
-CRITICAL = frozenset({"datastore", "ledger", "timers"})
+CRITICAL = frozenset({"datastore", "ledger", "timers", "jobs"})
 SPOT_CHECK_STREAMS = 3
 # Timers overdue longer than this (beyond the reconciler's lag) mean nothing fires them.
 TIMERS_LATE_SECONDS = 300.0
@@ -61,6 +62,7 @@ class SelfTest:
         actions: ActionSettings,
         secrets: SecretStore,
         queue: TaskQueue | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -68,6 +70,7 @@ class SelfTest:
         self._actions = actions
         self._secrets = secrets
         self._queue = queue
+        self._supervisor = supervisor
 
     async def run(self) -> dict[str, Any]:
         """``{"status": ..., "checks": {name: {"status", "reason"}}}``."""
@@ -82,6 +85,7 @@ class SelfTest:
         checks["timers"] = await self._guard(self.timers)
         checks["exporter"] = await self._guard(self.exporter)
         checks["quarantine"] = await self._guard(self.quarantine)
+        checks["jobs"] = self.jobs()
         checks["secrets"] = self.secrets()
         return {
             "status": overall(checks),
@@ -144,6 +148,20 @@ class SelfTest:
             named = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
             return Check(DEGRADED, f"events set aside ({named}); see `hookledger quarantine`")
         return Check(OK, "no event set aside")
+
+    def jobs(self) -> Check:
+        if self._supervisor is None:
+            return Check(OK, "no background work in this process")
+        down = self._supervisor.down()
+        if down:
+            named = "; ".join(f"{name} ({error})" for name, error in sorted(down.items()))
+            return Check(ERROR, f"down, restarting with backoff: {named}")
+        waiting = self._supervisor.restarting()
+        if waiting:
+            named = "; ".join(f"{name} ({error})" for name, error in sorted(waiting.items()))
+            return Check(DEGRADED, f"restarting after a failure: {named}")
+        restarts = sum(s.restarts for s in self._supervisor.jobs.values())
+        return Check(OK, f"{len(self._supervisor.jobs)} jobs running; {restarts} restarts so far")
 
     def secrets(self) -> Check:
         names = self._secrets.settings()

@@ -52,6 +52,7 @@ def build_services(
         database_url,
         observe_batch=metrics.observe_batch,
         observe_action=metrics.count_action,
+        on_restart=metrics.count_restart,
     )
     db, secrets, action_config = runtime.db, runtime.secrets, runtime.actions
     providers = build_providers(settings, secrets)
@@ -76,7 +77,13 @@ def build_services(
         serve_cloud_tasks(services, settings, secrets)
         queue = task_queue(settings)
         runtime.close_on_stop(queue.close)
-    services.selftest = SelfTest(settings, db, providers, action_config, secrets, queue).run
+    supervisor = runtime.background.supervisor if runtime.background else None
+    if runtime.background is not None:
+        metrics.register_jobs(runtime.background.jobs())
+        services.jobs_down = runtime.background.supervisor.down
+    services.selftest = SelfTest(
+        settings, db, providers, action_config, secrets, queue, supervisor
+    ).run
     # Litestar starts and stops the app by callbacks: the runtime is entered in one
     # and left in the other.
     running = AsyncExitStack()
@@ -120,6 +127,7 @@ def build_runtime(
     background: bool | None = None,
     observe_batch: BatchObserver | None = None,
     observe_action: Callable[[str, str], None] | None = None,
+    on_restart: Callable[[str], None] | None = None,
 ) -> Runtime:
     """A process's database, appender, secrets, outbound actions and background
     work (``background``: whether to run it; default: the setting), not started."""
@@ -135,7 +143,13 @@ def build_runtime(
     work = None
     if settings.background if background is None else background:
         work = build_background(
-            settings, db, appender, secrets, actions, observe_action=observe_action
+            settings,
+            db,
+            appender,
+            secrets,
+            actions,
+            observe_action=observe_action,
+            on_restart=on_restart,
         )
     return Runtime(db, appender, secrets, actions, work)
 
@@ -200,11 +214,18 @@ def build_background(
     action_config: ActionSettings,
     *,
     observe_action: Callable[[str, str], None] | None = None,
+    on_restart: Callable[[str], None] | None = None,
 ) -> Background:
     """The background work of `serve` and `worker`, its action worker following
     rotated outbound credentials."""
     background = Background(
-        settings, db, appender, action_config, observe_action=observe_action, secrets=secrets
+        settings,
+        db,
+        appender,
+        action_config,
+        observe_action=observe_action,
+        secrets=secrets,
+        on_restart=on_restart,
     )
     follow_action_secrets(secrets, action_config, background.actions)
     return background

@@ -16,6 +16,7 @@ from events.connector import Database, Row, Session
 from events.errors import HookledgerError, Unavailable
 from events.model import NewEvent
 from events.queries import load
+from events.retry import DATABASE_RETRY_CAP, Backoff
 from events.wakeup import Wakeup
 from projections.projectors import fold_streams
 from scheduler.countdown import on_timer
@@ -86,6 +87,7 @@ async def run_batches(
 ) -> None:
     """Run ``run_once`` batch after batch until cancelled; after a short batch
     wait in ``idle``, after a failure for ``poll_interval``."""
+    backoff = Backoff(name, poll_interval, max(poll_interval, DATABASE_RETRY_CAP))
     try:
         while True:
             await wakeup.listen()
@@ -93,12 +95,13 @@ async def run_batches(
                 done = await run_once()
             except Unavailable as exc:
                 log.warning("cannot reach the database", extra={"job": name, "error": exc.detail})
-                await asyncio.sleep(poll_interval)
+                await backoff.wait()
                 continue
             except HookledgerError as exc:
                 log.error("a batch failed", extra={"job": name, "error": exc.detail})
-                await asyncio.sleep(poll_interval)
+                await backoff.wait()
                 continue
+            backoff.reset()
             if done < batch_size:
                 await idle()
     finally:

@@ -58,6 +58,7 @@ def test_a_healthy_service_answers_every_subsystem_and_needs_the_operator_token(
         "timers": "ok",
         "exporter": "ok",
         "quarantine": "ok",
+        "jobs": "ok",
         "secrets": "ok",
     }  # fmt: skip
     assert report["checks"]["exporter"]["reason"].startswith("not configured")

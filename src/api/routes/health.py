@@ -36,6 +36,14 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    down = services.jobs_down() if services.jobs_down is not None else {}
+    if down:
+        # A job that keeps dying: this instance does not do all of its work.
+        return Response(
+            {"status": "unavailable", "detail": f"background job down: {', '.join(sorted(down))}"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return Response({"status": "ready"}, status_code=200)
 
 

@@ -8,6 +8,7 @@ import hmac
 from typing import Any
 
 from litestar import Request, get
+from litestar.params import FromPath
 
 from api.rejections import NotFound, SignatureRejected
 from api.services import Services
@@ -50,7 +51,7 @@ def audit_view(event: RecordedEvent) -> dict[str, Any]:
 
 
 @get("/api/v1/orders/{order_id:str}/events", summary="An order's audit history", tags=["reads"])
-async def order_events(order_id: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def order_events(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)
     if "\x00" in order_id:  # no order id can hold NUL: Postgres text cannot
@@ -66,7 +67,7 @@ async def order_events(order_id: str, request: Request[Any, Any, Any]) -> dict[s
 
 
 @get("/api/v1/orders/{order_id:str}", summary="An order's projected state", tags=["reads"])
-async def order_state(order_id: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def order_state(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)
     status = None

@@ -20,6 +20,7 @@ from litestar import Request, asgi, post
 from litestar.handlers.asgi_handlers import ASGIRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.openapi.spec.operation import Operation
+from litestar.params import FromPath
 from litestar.types import Receive, Scope, Send
 
 from api.answers import answer
@@ -132,6 +133,8 @@ class _WebhookOperation(Operation):
     summary="Receive a provider's signed webhook",
     tags=["webhooks"],
 )
-async def receive_webhook(provider: str, request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def receive_webhook(
+    provider: FromPath[str], request: Request[Any, Any, Any]
+) -> dict[str, Any]:
     services: Services = request.app.state.services
     return await receive_delivery(services, provider, _headers(request.scope), request.stream())

@@ -4,7 +4,6 @@ recorded once."""
 
 from __future__ import annotations
 
-import random
 from typing import Any, Literal
 
 import msgspec
@@ -82,11 +81,3 @@ def outcome_event(
         payload_json=body,
         raw=body,
     )
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Seconds before the attempt after ``attempt``: doubling from ``base`` up to
-    ``cap``, drawn from the upper half so that delays never shrink and workers
-    retrying together spread out."""
-    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 60))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)

@@ -13,8 +13,9 @@ import msgspec
 
 from events.appender import Appender
 from events.connector import Database, Session
-from events.errors import Unavailable
+from events.errors import HookledgerError, Unavailable
 from events.model import NewEvent
+from events.retry import retry_delay
 from events.wakeup import Wakeup
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.http import Prepared, Sender, Verdict, send
@@ -22,7 +23,6 @@ from scheduler.actions.model import EMAIL_EXPIRED, EMAIL_REMINDER, REFUND, Claim
 from scheduler.actions.outcome import (
     STATE_AFTER,
     Outcome,
-    backoff,
     final_event_ids,
     outcome_event,
 )
@@ -123,10 +123,11 @@ class ActionWorker:
                         timeout = min(timeout, due)
                 except Unavailable as exc:
                     log.warning("action worker waits for the database", extra={"error": exc.detail})
-                except Exception:
+                except HookledgerError as exc:
                     # Keep going: the batch's rows were not moved on and will be
-                    # claimed again; the log says why it failed.
-                    log.exception("action batch failed")
+                    # claimed again; the log says why it failed. Anything else is a
+                    # bug: it ends the job, and its supervisor restarts it.
+                    log.error("action batch failed", extra={"error": exc.detail})
                 await wakeup.wait(timeout)
         finally:
             await wakeup.close()
@@ -198,7 +199,7 @@ class ActionWorker:
             return _recorded(claimed, "succeeded", prepared, verdict, None)
         if verdict.result == "retry" and attempt < self._settings.max_attempts:
             settings = self._settings
-            delay = backoff(attempt, settings.backoff_seconds, settings.backoff_max_seconds)
+            delay = retry_delay(attempt, settings.backoff_seconds, settings.backoff_max_seconds)
             return _recorded(claimed, "failed", prepared, verdict, verdict.error, delay)
         error = verdict.error
         if verdict.result == "retry":
