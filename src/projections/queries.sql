@@ -50,7 +50,16 @@ FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
      AS t(order_id, started_at, due_at, expires_at, reminders, reminded, state, closed_at)
 
 -- name: delete_timers
-DELETE FROM countdown_timers WHERE order_id = ANY(%b::text[])
+-- Rows locked in key order first, as every claim of timers waits for them, so
+-- two transactions never each hold a row the other waits for.
+WITH locked AS (
+    SELECT order_id, timer FROM countdown_timers
+    WHERE order_id = ANY(%b::text[])
+    ORDER BY order_id, timer
+    FOR UPDATE
+)
+DELETE FROM countdown_timers AS t USING locked
+WHERE t.order_id = locked.order_id AND t.timer = locked.timer
 
 -- name: insert_timers
 INSERT INTO countdown_timers (order_id, timer, due_at)

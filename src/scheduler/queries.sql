@@ -26,11 +26,12 @@ FROM countdown_timers
 
 -- name: claim_order_timers
 -- One order's due timers, for a Cloud Task: waits for a worker holding them,
--- then finds them gone if it fired them.
+-- then finds them gone if it fired them. Locked in key order, like the
+-- projection's delete_timers, so the two never deadlock.
 SELECT order_id, timer, due_at, now()
 FROM countdown_timers
 WHERE order_id = %s AND due_at <= now()
-ORDER BY due_at
+ORDER BY order_id, timer
 FOR UPDATE
 
 -- name: order_timer

@@ -120,14 +120,20 @@ async def decide_due(session: Session, appender: Appender, rows: Sequence[Row]) 
         return []
     now = rows[0][3]
     streams = sorted({f"order-{r[0]}" for r in rows})
+    # Only the expire rows this transaction holds are moved: touching another row
+    # would wait on whoever holds it (the countdowns projection rewriting the
+    # order's timers) while holding rows it waits for, a deadlock. An expire row
+    # not claimed here is the projection's to write.
+    claimed_expiry = {r[0] for r in rows if r[1] == "expire"}
     decided: list[list[NewEvent]] = []
     moved: dict[str, object] = {}
     for state in await fold_streams(session, streams):
         decision = on_timer(state, now)
         if decision.events:
             decided.append(decision.events)
-        if decision.expires_at is not None and decision.expires_at > now:
-            moved[state.order_id] = decision.expires_at
+        expires_at = decision.expires_at
+        if expires_at is not None and expires_at > now and state.order_id in claimed_expiry:
+            moved[state.order_id] = expires_at
     await asyncio.gather(*(appender.append_many(d) for d in decided))
     for events in decided:
         log.info("timer fired", extra={"stream": events[0].stream,
