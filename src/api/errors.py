@@ -13,9 +13,17 @@ from api.rejections import (
     MalformedBody,
     NotFound,
     SignatureRejected,
+    Unauthorized,
     UnsupportedMediaType,
 )
-from events.errors import DatabaseRefused, HookledgerError, Unavailable
+from events.errors import (
+    AppenderStopped,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    HookledgerError,
+    Unavailable,
+    UpstreamUnavailable,
+)
 
 log = logging.getLogger("hookledger.api")
 
@@ -26,11 +34,21 @@ RETRY_AFTER_SECONDS = 2
 STATUS: dict[type[HookledgerError], int] = {
     MalformedBody: 400,
     SignatureRejected: 401,
+    Unauthorized: 401,
     NotFound: 404,
     BodyTooLarge: 413,
     UnsupportedMediaType: 415,
     Unavailable: 503,
     DatabaseRefused: 500,
+}
+
+# What a caller is told of a server-side failure: what happened and what to do,
+# never the driver's text (socket paths, hosts, pool internals), which the log keeps.
+PUBLIC_DETAIL: dict[type[HookledgerError], str] = {
+    DatabaseUnavailable: f"database unavailable; retry after {RETRY_AFTER_SECONDS} s",
+    AppenderStopped: f"the service is shutting down; retry after {RETRY_AFTER_SECONDS} s",
+    UpstreamUnavailable: f"a cloud service did not answer; retry after {RETRY_AFTER_SECONDS} s",
+    DatabaseRefused: "the database refused the request; it was logged",
 }
 
 _HTTP_CODES = {
@@ -50,6 +68,15 @@ def status_of(exc: HookledgerError) -> int:
     return 500
 
 
+def public_detail(exc: HookledgerError) -> str:
+    """The detail a caller may read: the error's own for what the caller can fix,
+    a fixed sentence for what failed on our side."""
+    for kind in type(exc).__mro__:
+        if kind in PUBLIC_DETAIL:
+            return PUBLIC_DETAIL[kind]
+    return exc.detail
+
+
 def error_response(status: int, code: str, detail: str) -> Response[dict[str, str]]:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return Response({"error": code, "detail": detail}, status_code=status, headers=headers)
@@ -63,7 +90,7 @@ def hookledger_error(request: AnyRequest, exc: HookledgerError) -> Response[dict
         "request refused",
         extra={"path": request.url.path, "status": status, "error": exc.code, "detail": exc.detail},
     )
-    return error_response(status, exc.code, exc.detail)
+    return error_response(status, exc.code, public_detail(exc))
 
 
 def http_error(request: AnyRequest, exc: HTTPException) -> Response[dict[str, str]]:

@@ -24,6 +24,13 @@ class SignatureRejected(InputError):
     code = "signature_rejected"
 
 
+class Unauthorized(InputError):
+    """A read or a task call without valid credentials (a bearer token, a task's
+    OIDC token or secret) (401)."""
+
+    code = "unauthorized"
+
+
 class NotFound(InputError):
     """Unknown provider, unknown order (404)."""
 

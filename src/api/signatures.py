@@ -49,9 +49,12 @@ def _verify_body_signature(
     _first_match([sign(secret, body).encode() for secret in secrets], [signature.strip().encode()])
 
 
-def verify_hex_hmac(secrets: Sequence[str], body: bytes, signature: str | None) -> None:
-    """Accept ``signature`` if it is the hex HMAC of ``body`` under any secret."""
-    _verify_body_signature(hmac_sha256_hex, secrets, body, signature, "signature")
+def verify_hex_hmac(
+    secrets: Sequence[str], body: bytes, signature: str | None, header: str = "signature"
+) -> None:
+    """Accept ``signature`` if it is the hex HMAC of ``body`` under any secret;
+    ``header`` names where it was looked for, for the refusal."""
+    _verify_body_signature(hmac_sha256_hex, secrets, body, signature, header)
 
 
 # --- Shopify: base64 HMAC-SHA256 of the raw body ------------------------------------

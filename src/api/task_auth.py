@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from google.auth import jwt
 
-from api.rejections import SignatureRejected
+from api.rejections import Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ CLOCK_SKEW_SECONDS = 30
 
 
 class TaskAuth:
-    """Checks a task call's credentials; raises SignatureRejected (401)."""
+    """Checks a task call's credentials; raises Unauthorized (401)."""
 
     def __init__(
         self,
@@ -64,11 +64,11 @@ class TaskAuth:
         if self._service_account and scheme.lower() == "bearer" and token.strip():
             claims = await self._verify(token.strip())
             if claims.get("iss") not in GOOGLE_ISSUERS:
-                raise SignatureRejected("the task's token was not issued by Google")
+                raise Unauthorized("the task's token was not issued by Google")
             if claims.get("email") != self._service_account or not claims.get("email_verified"):
-                raise SignatureRejected("the task's token is not the configured service account")
+                raise Unauthorized("the task's token is not the configured service account")
             return
-        raise SignatureRejected("a task needs a Google OIDC token or the task secret header")
+        raise Unauthorized("a task needs a Google OIDC token or the task secret header")
 
     async def _verify(self, token: str) -> dict[str, Any]:
         for attempt in range(2):
@@ -85,9 +85,9 @@ class TaskAuth:
                     continue
                 # google-auth's reason names what failed (expiry, audience,
                 # signature), never the token itself.
-                raise SignatureRejected(f"the task's token does not verify: {exc}") from None
+                raise Unauthorized(f"the task's token does not verify: {exc}") from None
             return claims
-        raise SignatureRejected("the task's token is signed by an unknown key")
+        raise Unauthorized("the task's token is signed by an unknown key")
 
     async def _current_certs(self, *, refresh: bool) -> dict[str, str]:
         age = time.monotonic() - self._fetched_at
@@ -102,7 +102,7 @@ class TaskAuth:
             log.warning("Google's certificates not fetched", extra={"error": str(exc)})
             if self._certs:
                 return self._certs
-            raise SignatureRejected("the task's token cannot be checked now") from None
+            raise Unauthorized("the task's token cannot be checked now") from None
         self._certs = {str(k): str(v) for k, v in certs.items()}
         self._fetched_at = time.monotonic()
         return self._certs

@@ -8,6 +8,7 @@ package (``api.rejections``, ``exporter.errors``, ``scheduler.errors``), so
     │   ├── MalformedBody (api)           400: not JSON, or not a body the provider sends
     │   ├── SignatureRejected (api)       401: missing/bad signature, stale timestamp, no secret
     │   │   └── Rejected (api)            ... and the reason, for the metrics
+    │   ├── Unauthorized (api)            401: a read or task call without valid credentials
     │   ├── NotFound (api)                404: unknown provider, unknown order
     │   ├── BodyTooLarge (api)            413
     │   └── UnsupportedMediaType (api)    415

@@ -77,8 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(run=_migrate)
 
-    history = commands.add_parser("history", help="print an order's audit history")
-    history.add_argument("order_id")
+    history = commands.add_parser("history", help="print an order's audit history, or any stream's")
+    history.add_argument(
+        "order_id",
+        metavar="ORDER_OR_STREAM",
+        help="an order id (its stream is order-ID), or a stream's full name as "
+        "`verify` and the audit read show it (veriff-evt_1, order-1001)",
+    )
     history.add_argument("--json", action="store_true", help="JSON instead of a table")
     history.set_defaults(run=_history)
 
@@ -89,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="sign a body and post it to a running service")
     send.add_argument(
         "provider",
+        nargs="?",
         help="a built-in provider (veriff, stripe, ...) or a source of "
         "HOOKLEDGER_PROVIDERS_FILE; an unknown name lists them",
     )
@@ -99,7 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--order", help="order id for a sample (default: a new one)")
     send.add_argument("--url", default="http://127.0.0.1:8080", help="the service's base URL")
-    send.add_argument("--list", action="store_true", help="list the built-in samples")
+    send.add_argument(
+        "--list",
+        action="store_true",
+        help="list the built-in samples (of PROVIDER, or of every provider)",
+    )
     send.add_argument(
         "--topic", help="shopify: the X-Shopify-Topic (default: the sample's, or orders/create)"
     )
@@ -313,9 +323,13 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
     from events.store import read_stream
 
     async def run(db: Database) -> int:
+        # An order's id first (the common case); failing that, a stream's name.
         events = await read_stream(db, f"order-{args.order_id}")
         if not events:
-            print(f"no events for order {args.order_id!r}", file=sys.stderr)
+            events = await read_stream(db, args.order_id)
+        if not events:
+            print(f"no events for order {args.order_id!r} nor in a stream of that name",
+                  file=sys.stderr)  # fmt: skip
             return 1
         if args.json:
             print(json.dumps([audit_view(e) for e in events], indent=2))
@@ -345,11 +359,15 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         for section in ("order", "verification", "countdown"):
             print(f"{section}:")
-            for key, value in (status[section] or {"(none)": ""}).items():
-                print(f"  {key:<16} {value}")
+            if not status[section]:
+                print("  (none)")
+            for key, value in (status[section] or {}).items():
+                print(f"  {key:<16} {_shown(value)}")
         print("actions:")
-        for action in status["actions"] or [{"(none)": ""}]:
-            print("  " + "  ".join(f"{k}={v}" for k, v in action.items() if v is not None))
+        if not status["actions"]:
+            print("  (none)")
+        for action in status["actions"]:
+            print("  " + "  ".join(f"{k}={_shown(v)}" for k, v in action.items() if v is not None))
         return 0
 
     return _on_database(settings, run)
@@ -375,15 +393,29 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         with progress("replay", total) as bar:
             report = await replay(db, chosen, bar)
         rate = report.events / report.seconds if report.seconds else 0.0
-        print(f"rebuilt {', '.join(report.projections)}: {report.events} events of "
-              f"{report.orders} orders up to position {report.position} in "
+        print(f"rebuilt {', '.join(report.projections)}: {_counted(report.events, 'event')} "
+              f"of {_counted(report.orders, 'order')} up to position {report.position} in "
               f"{report.seconds:.1f} s ({rate:,.0f} events/s)")  # fmt: skip
         if report.set_aside:
-            print(f"{report.set_aside} events could not be applied and are set aside: "
-                  "see `hookledger quarantine`")  # fmt: skip
+            print(f"{_counted(report.set_aside, 'event')} could not be applied and are set "
+                  "aside: see `hookledger quarantine`")  # fmt: skip
         return 0
 
     return _on_database(settings, run)
+
+
+def _shown(value: object) -> str:
+    """A value as a person reads it: lists comma-separated, nothing as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(_shown, value)) if value else "(none)"
+    return str(value)
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -403,7 +435,8 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         except ChainBroken as exc:
             print(f"BROKEN: stream {exc.stream} at version {exc.version}: {exc.reason}")
             return 1
-        print(f"ok: {report.events} events in {report.streams} streams verify")
+        print(f"ok: {_counted(report.events, 'event')} in "
+              f"{_counted(report.streams, 'stream')} verify")  # fmt: skip
         return 0
 
     return _on_database(settings, run)
@@ -626,9 +659,16 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
     }
     for name, source in load_sources(settings.providers_file).items():
         configured[name] = (source.secret_setting, source.secrets, type(source))
+    if args.provider is None and args.list:
+        for provider in configured:
+            for name in SAMPLES.get(provider, {}):
+                print(f"{provider} {name}")
+        return 0
     if args.provider not in configured:
-        print(f"unknown provider {args.provider!r}; known: {', '.join(configured)}",
-              file=sys.stderr)  # fmt: skip
+        asked = (
+            "no provider given" if args.provider is None else f"unknown provider {args.provider!r}"
+        )
+        print(f"{asked}; known: {', '.join(configured)}", file=sys.stderr)
         return 2
     samples = SAMPLES.get(args.provider, {})
     if args.list:
@@ -643,11 +683,20 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
         body = Path(args.body).read_bytes()
     else:
         if not samples:
-            print(f"no built-in samples for {args.provider}: give a FILE or -", file=sys.stderr)
+            if args.body:
+                print(f"no such file: {args.body}", file=sys.stderr)
+            else:
+                print(f"no built-in samples for {args.provider}: give a FILE or -",
+                      file=sys.stderr)  # fmt: skip
             return 2
         name = args.body or next(iter(samples))
         if name not in samples:
-            print(f"no sample {name!r} for {args.provider}; try --list", file=sys.stderr)
+            # Sample names have dots (order.created): a folder or .json means a file.
+            if os.sep in name or name.lower().endswith(".json"):
+                print(f"no such file: {name}", file=sys.stderr)
+            else:
+                print(f"no sample {name!r} for {args.provider} and no such file; "
+                      "try --list", file=sys.stderr)  # fmt: skip
             return 2
         body = sample_body(args.provider, name, order_id)
         topic = topic or name

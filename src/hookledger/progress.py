@@ -101,6 +101,9 @@ def progress(
     if not (out.isatty() if terminal is None else terminal):
         plain = PlainProgress(label, total, out)
         yield plain
+        # A job that ended well covered its whole range, even the events it
+        # had no need to count (a replay skips those of no projection's).
+        plain.done = max(plain.done, total or 0)
         plain.report()
         return
     console = Console(file=out, force_terminal=True)
@@ -113,4 +116,7 @@ def progress(
         TimeRemainingColumn(),
     )
     with RichProgress(*columns, console=console) as bar:
-        yield _Bar(bar, bar.add_task(label, total=total))
+        task = bar.add_task(label, total=total)
+        yield _Bar(bar, task)
+        done = bar.tasks[0].completed
+        bar.update(task, completed=max(done, total or 0), total=max(done, total or 0))

@@ -66,12 +66,20 @@ def test_outage_answers_503_and_recovers_without_a_restart(
             response = send_post_purchase(server.url, raw, msg_id=msg_id)
             assert_error(response, 503)
             assert response.headers["retry-after"].isdigit()
+            # What a caller can act on; the driver's text stays in the log.
+            assert response.json() == {
+                "error": "database_unavailable",
+                "detail": "database unavailable; retry after 2 s",
+            }
         assert_error(send_veriff(server.url, decision_body("o-1")), 503)
 
         health = httpx.get(server.url + "/health", timeout=10)
         assert health.status_code == 503
         assert "retry-after" in health.headers
-        assert health.json()["status"] == "unavailable"
+        assert health.json() == {
+            "status": "unavailable",
+            "detail": "database unavailable; retry after 2 s",
+        }
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
         assert count_events(database_url) == 1
 

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -112,8 +113,8 @@ def test_reads_require_the_bearer_token_when_one_is_configured(database_url: str
     try:
         # The intake is signed, not token-protected.
         assert send_post_purchase(server.url, order_body("9003")).status_code == 200
-        assert_error(audit(server.url, "9003"), 401, "signature_rejected")
-        assert_error(audit(server.url, "9003", token="wrong-token"), 401, "signature_rejected")
+        assert_error(audit(server.url, "9003"), 401, "unauthorized")
+        assert_error(audit(server.url, "9003", token="wrong-token"), 401, "unauthorized")
         assert_error(audit(server.url, "9003", token="first-token-x"), 401)
         assert audit(server.url, "9003", token="first-token").status_code == 200
         assert audit(server.url, "9003", token="second").status_code == 200
@@ -234,6 +235,30 @@ def test_cli_history_prints_a_table_and_json(server: ServerProcess, database_url
     assert missing.returncode == 1
     assert "no-such-order" in missing.stderr
 
+    # A stream that is no order's is read by its name.
+    lonely = {"event": "verification.updated", "id": "evt_lonely_9006", "status": "approved"}
+    assert send_veriff(server.url, lonely).json()["recorded"] is True
+    stream = run_cli(database_url, "history", "veriff-evt_lonely_9006", "--json")
+    assert stream.returncode == 0, stream.stderr
+    assert [e["stream"] for e in json.loads(stream.stdout)] == ["veriff-evt_lonely_9006"]
+
+
+def test_cli_status_prints_values_as_a_person_reads_them(
+    server: ServerProcess, database_url: str
+) -> None:
+    record_order_story(server.url, "9010")
+
+    # This server runs no background work: the projections are built by a replay.
+    replayed = run_cli(database_url, "replay", "--all")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "4 events of 1 order " in replayed.stdout, replayed.stdout
+    status = run_cli(database_url, "status", "9010")
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert "['" not in out and "None" not in out and "(none)=" not in out
+    assert re.search(r"^  sessions +session-9010, session-", out, re.MULTILINE), out
+    assert re.search(r"^  submitted_at +-$", out, re.MULTILINE), out
+
 
 def tamper(database_url: str, stream: str, version: int) -> None:
     """What only a superuser can do: switch the append-only triggers off and edit."""
@@ -255,6 +280,8 @@ def test_cli_verify_passes_intact_chains_and_names_a_tampered_event(
     intact = run_cli(database_url, "verify")
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "5 events in 2 streams" in intact.stdout
+    one = run_cli(database_url, "verify", "--stream", "order-9008")
+    assert one.stdout.strip() == "ok: 1 event in 1 stream verify", one.stdout
 
     tamper(database_url, "order-9007", 3)
     broken = run_cli(database_url, "verify")
@@ -289,6 +316,22 @@ def test_cli_send_posts_signed_samples_that_are_recorded(
         ("veriff", "verification.approved"),
     ]
     assert count_events(database_url) == 2
+
+
+def test_cli_send_tells_a_missing_file_from_an_unknown_sample_and_lists_every_sample(
+    database_url: str, tmp_path: Path
+) -> None:
+    missing = run_cli(database_url, "send", "veriff", str(tmp_path / "nosuchfile.json"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"no such file: {tmp_path / 'nosuchfile.json'}"
+    unknown = run_cli(database_url, "send", "veriff", "verification.maybe")
+    assert unknown.returncode == 2
+    assert "no sample 'verification.maybe' for veriff" in unknown.stderr
+    listed = run_cli(database_url, "send", "--list")
+    assert listed.returncode == 0, listed.stderr
+    providers = {line.split()[0] for line in listed.stdout.splitlines()}
+    assert {"veriff", "stripe", "post-purchase", "sendgrid"} <= providers
+    assert "veriff verification.approved" in listed.stdout.splitlines()
 
 
 @pytest.fixture

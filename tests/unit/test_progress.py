@@ -49,3 +49,17 @@ def test_on_a_terminal_it_draws_a_bar_with_events_per_second() -> None:
     assert "export" in drawn
     assert "40/40" in drawn
     assert "events/s" in drawn
+
+
+def test_a_job_that_ends_well_ends_its_bar_at_100_percent_whatever_it_counted() -> None:
+    # A replay counts only the events some projection wants: 78 of 100 here.
+    out = io.StringIO()
+    with progress("replay", 100, stream=out, terminal=True) as bar:
+        bar.advance(78)
+    final = out.getvalue().rsplit("\r", 1)[-1]
+    assert "100/100" in final
+    assert "100%" in final
+    plain = io.StringIO()
+    with progress("replay", 100, stream=plain) as bar:
+        bar.advance(78)
+    assert plain.getvalue().startswith("replay: 100/100 events (100%)")

@@ -11,6 +11,7 @@ import pytest
 from api.providers import BUILT_IN
 from api.providers.base import Adapter, CannotSign
 from api.providers.sendgrid import SendGrid
+from api.rejections import SignatureRejected
 from hookledger.settings import Settings, from_env, variable
 from hookledger.sources import RESERVED
 
@@ -61,3 +62,21 @@ def test_sendgrid_cannot_sign_without_the_private_half_of_the_key_in_use() -> No
 
 def test_no_declared_source_may_take_a_built_in_provider_s_name() -> None:
     assert set(BUILT_IN) <= RESERVED
+
+
+@pytest.mark.parametrize("adapter", BUILT_IN.values(), ids=list(BUILT_IN))
+def test_a_delivery_without_its_signature_is_told_which_headers_were_looked_for(
+    adapter: type[Adapter],
+) -> None:
+    local = adapter.local_secret()
+    provider = adapter([local[adapter.name]], variable(adapter.secrets_field))
+    body = BODIES.get(adapter.name, BODY)
+    headers = {"content-type": "application/json", "x-shopify-topic": "orders/create"}
+    with pytest.raises(SignatureRejected) as refused:
+        provider.verify(headers, body, int(time.time()))
+    detail = refused.value.detail
+    assert detail.startswith("missing ")
+    assert detail != "missing signature header"
+    # Each header named is one of the provider's own (as its engineer would spell it).
+    named = detail.removeprefix("missing ").removesuffix(" header").replace(" or ", ", ")
+    assert all(name.strip().lower() in adapter.signature_headers for name in named.split(","))

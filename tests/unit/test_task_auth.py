@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from api.rejections import SignatureRejected
+from api.rejections import Unauthorized
 from api.task_auth import TaskAuth
 
 ACCOUNT = "tasks-invoker@test-project.iam.gserviceaccount.com"
@@ -117,12 +117,12 @@ async def test_a_google_signed_token_for_the_service_account_and_audience_is_let
 async def test_a_token_that_is_not_the_configured_caller_is_refused(
     certs_url: str, why: str, claims: dict[str, Any]
 ) -> None:
-    with pytest.raises(SignatureRejected):
+    with pytest.raises(Unauthorized):
         await auth(certs_url).check({"authorization": f"Bearer {token(**claims)}"})
 
 
 async def test_a_token_signed_by_another_key_is_refused(certs_url: str) -> None:
-    with pytest.raises(SignatureRejected, match="does not verify"):
+    with pytest.raises(Unauthorized, match="does not verify"):
         await auth(certs_url).check({"authorization": f"Bearer {token(OTHER_KEY)}"})
 
 
@@ -130,12 +130,12 @@ async def test_the_shared_secret_header_lets_in_and_a_wrong_one_does_not(certs_u
     checker = auth(certs_url, secrets=("new-secret", "old-secret"))
     await checker.check({"x-hookledger-task-secret": "old-secret"})
     for headers in ({"x-hookledger-task-secret": "guess"}, {}, {"authorization": "Bearer junk"}):
-        with pytest.raises(SignatureRejected):
+        with pytest.raises(Unauthorized):
             await checker.check(headers)
 
 
 async def test_without_a_service_account_a_token_alone_is_refused(certs_url: str) -> None:
     checker = TaskAuth(secrets=lambda: (), service_account="", audience=AUDIENCE,
                        certs_url=certs_url)  # fmt: skip
-    with pytest.raises(SignatureRejected):
+    with pytest.raises(Unauthorized):
         await checker.check({"authorization": f"Bearer {token()}"})

@@ -44,7 +44,7 @@ class Veriff(Adapter):
 
     def check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         signature = headers.get("x-hmac-signature") or headers.get("x-signature")
-        verify_hex_hmac(self.secrets, body, signature)
+        verify_hex_hmac(self.secrets, body, signature, "X-HMAC-Signature or X-Signature")
 
     def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
         body = json_object(payload)

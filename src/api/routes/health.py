@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from api.errors import RETRY_AFTER_SECONDS
+from api.errors import RETRY_AFTER_SECONDS, public_detail
 from api.rejections import NotFound
 from api.routes.reads import require_reader
 from api.services import Services
@@ -31,8 +31,9 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     try:
         await services.db.fetch_one(QUERIES["ping"])
     except HookledgerError as exc:
+        log.warning("not ready", extra={"error": exc.code, "detail": exc.detail})
         return Response(
-            {"status": "unavailable", "detail": exc.detail},
+            {"status": "unavailable", "detail": public_detail(exc)},
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )

@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Request, get
 from litestar.params import FromPath
 
-from api.rejections import NotFound, SignatureRejected
+from api.rejections import NotFound, Unauthorized
 from api.services import Services
 from events.chain import format_time
 from events.model import RecordedEvent
@@ -27,7 +27,7 @@ def require_reader(request: Request[Any, Any, Any], services: Services) -> None:
     if not presented or not any(
         hmac.compare_digest(presented.encode(), t.encode()) for t in tokens
     ):
-        raise SignatureRejected("a valid 'Authorization: Bearer <token>' header is required")
+        raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
 
 
 def audit_view(event: RecordedEvent) -> dict[str, Any]:
