@@ -12,7 +12,7 @@ from functools import partial
 from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
-from hookledger.exports import run_bigquery_exporter
+from hookledger.exports import bigquery_config, run_bigquery_exporter
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
 from hookledger.supervisor import JobFactory, Supervisor
@@ -84,10 +84,17 @@ class Background:
         if self.task_sync is not None:
             jobs["task_sync"] = self.task_sync.run
         jobs["actions"] = self.actions.run
-        jobs["exporter.bigquery"] = partial(run_bigquery_exporter, self._db, self._settings)
+        # A job runs until cancelled: the exporter is one only where it has work.
+        config = bigquery_config(self._settings)
+        if config is not None:
+            jobs["exporter.bigquery"] = partial(
+                run_bigquery_exporter, self._db, self._settings, config
+            )
         return jobs
 
     async def start(self) -> None:
+        if bigquery_config(self._settings) is None:
+            log.info("bigquery export not configured (HOOKLEDGER_BIGQUERY_PROJECT is unset)")
         for name, job in self.jobs().items():
             self.supervisor.start(name, job)
 

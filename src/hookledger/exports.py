@@ -53,14 +53,9 @@ def bigquery_config(settings: Settings) -> BigQueryConfig | None:
         raise SettingsError(f"HOOKLEDGER_BIGQUERY_*: {exc}") from None
 
 
-async def run_bigquery_exporter(db: Database, settings: Settings) -> None:
+async def run_bigquery_exporter(db: Database, settings: Settings, config: BigQueryConfig) -> None:
     """Keep BigQuery up to date with the ledger until cancelled (one active
-    exporter across all processes); returns at once when BigQuery is not configured.
-    """
-    config = bigquery_config(settings)
-    if config is None:
-        log.info("bigquery export not configured (HOOKLEDGER_BIGQUERY_PROJECT is unset)")
-        return
+    exporter across all processes)."""
     from exporter.follow import follow_bigquery
 
     await follow_bigquery(db, config, export_policy(settings), interval=settings.export_interval)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from google.cloud import bigquery
 
+from events.appender import Appender
 from events.checkpoints import consumer_lags, lock_checkpoint, read_checkpoint
 from events.connector import Database
 from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
@@ -20,8 +21,11 @@ from exporter.follow import follow_bigquery
 from exporter.policy import Policy
 from exporter.runner import export
 from exporter.schema import COLUMNS, Column
+from hookledger.background import Background
+from hookledger.exports import bigquery_config as exported_by
 from hookledger.exports import run_bigquery_exporter
 from hookledger.settings import Settings
+from hookledger.wiring import action_settings
 from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff
 from tests.exporter.emulator import BigQueryEmulator
 from tests.exporter.fixtures import HASH_KEY
@@ -240,9 +244,14 @@ class ExporterProcess:
             self.proc.stderr.close()
 
 
-async def test_the_workers_exporter_does_nothing_without_a_project(db: Database) -> None:
-    async with asyncio.timeout(5):
-        await run_bigquery_exporter(db, Settings(database_url="postgresql://unused"))
+async def test_the_worker_runs_no_exporter_job_without_a_project(db: Database) -> None:
+    settings = Settings(database_url="postgresql://unused")
+    background = Background(settings, db, Appender(db), action_settings(settings))
+    try:
+        assert "exporter.bigquery" not in background.jobs()
+        assert "projection.orders" in background.jobs()
+    finally:
+        await background.actions.close()
 
 
 async def test_the_workers_exporter_follows_the_ledger_from_settings(
@@ -256,7 +265,9 @@ async def test_the_workers_exporter_follows_the_ledger_from_settings(
         export_hash_key=HASH_KEY.decode(),
         export_interval=0.1,
     )
-    worker = asyncio.create_task(run_bigquery_exporter(db, settings))
+    config = exported_by(settings)
+    assert config is not None
+    worker = asyncio.create_task(run_bigquery_exporter(db, settings, config))
     try:
         positions = await append(db, order_events(4))
         await eventually(lambda: _checkpoint_is(db, positions[-1]))
