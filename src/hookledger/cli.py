@@ -44,7 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookledger", description="Webhooks and orders as an append-only event ledger."
     )
+    parser.add_argument("--version", action="version", version=f"hookledger {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    info = commands.add_parser(
+        "info", help="version, database, data folder, timers, safe mode, secrets set"
+    )
+    info.add_argument("--json", action="store_true", help="JSON instead of lines")
+    info.set_defaults(run=_info)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default="127.0.0.1")
@@ -163,14 +170,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _database_url(settings: Settings) -> Iterator[str]:
-    """The configured database, or the embedded one started for the duration."""
+def _database_url(settings: Settings, *, create: bool = False) -> Iterator[str]:
+    """The configured database, or the embedded one started for the duration
+    (made first if ``create``: only `serve` and `migrate` make one)."""
     if settings.database_url:
         yield settings.database_url
         return
-    from hookledger.embedded import EmbeddedPostgres
+    from hookledger.embedded import EmbeddedPostgres, installed
 
     embedded = EmbeddedPostgres(settings.data_dir)
+    if not create and not embedded.exists():
+        installed()  # without pgserver, what to install comes first
+        raise SettingsError(no_database(settings))
     try:
         yield embedded.start()
     finally:
@@ -192,10 +203,21 @@ async def _database(url: str, *, migrate: bool) -> AsyncIterator[Database]:
         await db.close()
 
 
-def _on_url(settings: Settings, run: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+def no_database(settings: Settings) -> str:
+    """What a command says where no embedded database exists."""
+    return (
+        f"no hookledger database in {settings.data_dir}: `hookledger serve` makes one "
+        "there; to use another, set HOOKLEDGER_DATA_DIR to its data folder or "
+        "HOOKLEDGER_DATABASE_URL to a Postgres (`hookledger info` shows what is used)"
+    )
+
+
+def _on_url(
+    settings: Settings, run: Callable[[str], Coroutine[Any, Any, int]], *, create: bool = False
+) -> int:
     """Run a command's ``run`` to its exit status, on the URL of the database
     (the embedded one started for it and stopped after)."""
-    with _database_url(settings) as url:
+    with _database_url(settings, create=create) as url:
         return asyncio.run(run(url))
 
 
@@ -204,6 +226,7 @@ def _on_database(
     run: Callable[[Database], Coroutine[Any, Any, int]],
     *,
     migrate: bool = True,
+    create: bool = False,
 ) -> int:
     """Run a command's ``run`` to its exit status with the database open
     (migrated first unless ``migrate`` is false) and closed after."""
@@ -212,7 +235,27 @@ def _on_database(
         async with _database(url, migrate=migrate) as db:
             return await run(db)
 
-    return _on_url(settings, opened)
+    return _on_url(settings, opened, create=create)
+
+
+def _version() -> str:
+    from hookledger import __version__
+
+    return __version__
+
+
+def _info(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.embedded import EmbeddedPostgres
+    from hookledger.info import describe
+
+    lines = describe(settings, EmbeddedPostgres(settings.data_dir).exists())
+    if args.json:
+        print(json.dumps(dict(lines), indent=2))
+        return 0
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label:<{width}}  {value}")
+    return 0
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -226,7 +269,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_workers:
         os.environ["HOOKLEDGER_BACKGROUND"] = "false"
     load_sources(settings.providers_file)  # a bad file stops the start here, clearly
-    with _database_url(settings) as url, _metrics_dir(args.workers):
+    with _database_url(settings, create=True) as url, _metrics_dir(args.workers):
         if settings.embedded:
             # The workers read their settings from the environment: hand them
             # the embedded database and this installation's local secrets.
@@ -315,7 +358,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
             print("the database is up to date")
         return 0
 
-    return _on_database(settings, run, migrate=False)
+    return _on_database(settings, run, migrate=False, create=True)
 
 
 def _history(settings: Settings, args: argparse.Namespace) -> int:
@@ -646,6 +689,12 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 def _send(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
+
+    from hookledger.secrets import LOCAL_SECRETS_FILE
+
+    if settings.embedded and not (settings.data_dir / LOCAL_SECRETS_FILE).is_file():
+        # Secrets made up here would not be the running service's: every send a 401.
+        raise SettingsError(no_database(settings))
 
     from api.providers import BUILT_IN
     from api.providers.base import Adapter, CannotSign

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +32,20 @@ class EmbeddedPostgres:
         self.pgdata = (data_dir / "pg").resolve()
         self._server: Any = None
 
+    def exists(self) -> bool:
+        """Whether a database was made here already (by `serve` or `migrate`)."""
+        return (self.pgdata / "PG_VERSION").is_file()
+
     def start(self) -> str:
         """Start (or join) the server; return its connection URL.
 
         Raises SettingsError when pgserver is not installed (a deployment's
         install, which brings its own database)."""
-        try:
-            import pgserver  # a heavy import, only needed on the embedded path
-        except ModuleNotFoundError as exc:
-            if exc.name != "pgserver":
-                raise  # pgserver is there but broken: its own error says more
-            raise SettingsError(MISSING) from None
+        pgserver = installed()
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         _forget_dead_holders(self.pgdata / HOLDERS_FILE)
-        get_server = pgserver.get_server  # type: ignore[attr-defined]
+        get_server = pgserver.get_server
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         url: str = self._server.get_uri()
         log.info("embedded postgres ready", extra={"pgdata": str(self.pgdata)})
@@ -55,6 +55,43 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def installed() -> Any:
+    """The pgserver module; SettingsError saying what to install where it is not
+    (a deployment's install, which brings its own database)."""
+    try:
+        return _import_pgserver()
+    except ModuleNotFoundError as exc:
+        if exc.name != "pgserver":
+            raise  # pgserver is there but broken: its own error says more
+        raise SettingsError(MISSING) from None
+
+
+def runtime_dir() -> Path:
+    """The embedded Postgres's runtime folder (its lock file, and its socket when
+    the data folder's path is too long for one): the user's XDG_RUNTIME_DIR, or
+    one of hookledger's own in the temporary folder where that is unset (root
+    shells, containers, cron)."""
+    given = os.environ.get("XDG_RUNTIME_DIR")
+    if given:
+        return Path(given)
+    own = Path(tempfile.gettempdir()) / f"hookledger-runtime-{os.getuid()}"
+    own.mkdir(mode=0o700, exist_ok=True)
+    return own
+
+
+def _import_pgserver() -> Any:
+    """pgserver, imported with a runtime folder set: it asks platformdirs for
+    one at import, which warns (RuntimeDirWarning) where none is set."""
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir())
+    try:
+        import pgserver  # a heavy import, only needed on the embedded path
+    finally:
+        if before is None:
+            del os.environ["XDG_RUNTIME_DIR"]
+    return pgserver
 
 
 def _forget_dead_holders(path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
+import platformdirs
 
 PREFIX = "HOOKLEDGER_"
 TIMER_BACKENDS = ("postgres", "cloudtasks")
@@ -21,9 +22,18 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
 
 
+def default_data_dir() -> Path:
+    """Where the embedded database and local secrets live unless
+    HOOKLEDGER_DATA_DIR says otherwise: the user's data folder
+    (~/.local/share/hookledger on Linux), the same whichever folder a command
+    runs in."""
+    return platformdirs.user_data_path("hookledger")
+
+
 class Settings(msgspec.Struct, frozen=True):
     database_url: str | None = None
-    data_dir: Path = Path(".hookledger")
+    # Absolute, and the same from every folder: see default_data_dir.
+    data_dir: Path = msgspec.field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
     veriff_secret: str = ""
     post_purchase_secret: str = ""
@@ -149,7 +159,8 @@ def _convert(name: str, raw: str, field_type: object) -> object:
             raise SettingsError(f"{setting} must be a positive number")
         return number
     if field_type is Path:
-        return Path(raw)
+        # Resolved once, here: a command run from another folder means the same place.
+        return Path(raw).expanduser().absolute()
     if field_type is timedelta:
         return parse_duration(raw, setting)
     if field_type == tuple[timedelta, ...]:

@@ -115,4 +115,4 @@ def test_outage_answers_503_and_recovers_without_a_restart(
         assert row is not None and row["stream"] == "order-o-1"
     verified = run_cli(database_url, "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "4 events in 1 streams" in verified.stdout
+    assert "4 events in 1 stream verify" in verified.stdout
