@@ -122,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.set_defaults(run=_send)
 
+    secret = commands.add_parser(
+        "secret",
+        help="print the secret a provider's deliveries are signed with here "
+        "(the one `send` uses), to sign a request by hand",
+    )
+    secret.add_argument("provider", help="a built-in provider (veriff, stripe, ...)")
+    secret.set_defaults(run=_secret)
+
     selftest = commands.add_parser(
         "selftest", help="check every subsystem; exit status 1 on a critical error"
     )
@@ -685,6 +693,24 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # -- send ----------------------------------------------------------------------
+
+
+def _secret(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.secrets import LOCAL_SECRETS_FILE, provider_secrets
+
+    if settings.embedded and not (settings.data_dir / LOCAL_SECRETS_FILE).is_file():
+        raise SettingsError(no_database(settings))
+    secrets = provider_secrets(settings)
+    if args.provider not in secrets:
+        print(f"unknown provider {args.provider!r}; known: {', '.join(secrets)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    setting, values = secrets[args.provider]
+    if not values:
+        print(f"no secret for {args.provider}: set {setting}", file=sys.stderr)
+        return 1
+    print(values[0])
+    return 0
 
 
 def _send(settings: Settings, args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ def test_a_read_where_no_database_exists_says_where_it_looked_and_makes_nothing(
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLEDGER_")}
     env["HOOKLEDGER_DATA_DIR"] = str(tmp_path / "nothing-here")
     for args in (["history", "1001"], ["verify"], ["status", "1001"],
-                 ["send", "veriff", "verification.approved"]):  # fmt: skip
+                 ["send", "veriff", "verification.approved"], ["secret", "veriff"]):  # fmt: skip
         done = hookledger(env, *args, cwd=tmp_path)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert str(tmp_path / "nothing-here") in done.stderr

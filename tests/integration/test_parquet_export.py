@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shlex
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +29,7 @@ from tests.exporter.fixtures import HASH_KEY
 from tests.exporter.ledger import append, lifecycle_event, order_events
 from tests.exporter.reference import concrete_paths, glob_match, reference
 from tests.exporter.scenario import VIEWS, check_views, scenario_events
+from tests.support import ROOT
 
 SOURCE = f"read_parquet('{EVENTS_GLOB}', hive_partitioning = true)"
 
@@ -203,3 +208,21 @@ async def test_every_provider_sample_is_exported_without_what_the_policy_removes
         assert not any(glob_match(p, path) for p in drop for path in concrete_paths(payload))
         # The auditors' read is the record as received.
         assert (await read_stream(db, event.stream))[0].payload == body
+
+
+async def test_the_readmes_duckdb_one_liner_prints_the_funnel_of_an_export(
+    db: Database, tmp_path: Path, policy: Policy
+) -> None:
+    await append(db, scenario_events())
+    await export_to(db, tmp_path / "export", policy)
+    readme = (ROOT / "README.md").read_text().splitlines()
+    line = next(x.strip() for x in readme if x.startswith('    .venv/bin/python -c "import duckdb'))
+    command = shlex.split(line)
+    assert command[0] == ".venv/bin/python" and command[-1] == "DIR"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, *command[1:-1], str(tmp_path / "export")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "verified_share" in done.stdout or "verified" in done.stdout, done.stdout
