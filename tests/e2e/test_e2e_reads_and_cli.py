@@ -375,3 +375,16 @@ def test_cli_migrate_run_by_four_processes_at_once_applies_each_version_once(
     assert len(applying) == 1
     assert sum("up to date" in out for out in outputs) == 3
     assert count_events(empty_database_url) == 0
+
+
+def test_an_order_id_with_a_slash_is_refused_at_intake_since_no_read_could_serve_it(
+    server: ServerProcess, database_url: str
+) -> None:
+    refused = send_post_purchase(server.url, order_body("a/b"))
+    assert assert_error(refused, 400, "malformed_body")["detail"].startswith(
+        "orderId must not contain '/'"
+    )
+    assert count_events(database_url) == 0
+    # An id that is served: percent signs and all.
+    assert send_post_purchase(server.url, order_body("a%2Fb")).json()["recorded"] is True
+    assert audit(server.url, "a%252Fb").json()["events"][0]["stream"] == "order-a%2Fb"

@@ -329,3 +329,15 @@ def test_source_refuses_a_body_without_a_type_at_its_path() -> None:
 def test_lookup_follows_dotted_paths_into_objects_and_lists(path: str, expected: Any) -> None:
     body = {"a": {"b": 1, "list": [{"c": 2}, {"c": 3}]}}
     assert lookup(body, path) == expected
+
+
+@pytest.mark.parametrize("order_id", ["a/b", "/", "1001/"])
+def test_an_order_id_no_read_could_serve_is_refused_naming_the_field(order_id: str) -> None:
+    from api.providers.base import optional_order_identifier, order_identifier
+    from api.rejections import MalformedBody
+
+    with pytest.raises(MalformedBody, match="orderId must not contain '/'"):
+        order_identifier(order_id, "orderId")
+    with pytest.raises(MalformedBody, match="vendorData must not contain '/'"):
+        optional_order_identifier(order_id, "vendorData")
+    assert order_identifier("a%2Fb", "orderId") == "a%2Fb"

@@ -25,6 +25,7 @@ from api.providers.base import (
     json_object,
     lookup,
     optional_identifier,
+    optional_order_identifier,
     parse_time,
     stream_for,
 )
@@ -77,7 +78,7 @@ class AuthorizeNet(Adapter):
         invoice = lookup(body, "payload.invoiceNumber")
         if invoice is None:
             invoice = lookup(body, "payload.order.invoiceNumber")
-        order = optional_identifier(invoice, "payload.invoiceNumber")
+        order = optional_order_identifier(invoice, "payload.invoiceNumber")
         transaction = optional_identifier(lookup(body, "payload.id"), "payload.id")
         return [
             Normalised(

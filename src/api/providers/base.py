@@ -132,6 +132,22 @@ def identifier(value: Any, what: str) -> str:
     return text
 
 
+def order_identifier(value: Any, what: str) -> str:
+    """An order's id: an id the reads can serve at ``/api/v1/orders/{id}``, which
+    no id with a ``/`` can be (a router splits the path there, encoded or not)."""
+    text = identifier(value, what)
+    if "/" in text:
+        raise MalformedBody(f"{what} must not contain '/': no read could serve the order")
+    return text
+
+
+def optional_order_identifier(value: Any, what: str) -> str | None:
+    """An order's id that may be absent."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return order_identifier(value, what)
+
+
 def optional_identifier(value: Any, what: str) -> str | None:
     """An id that may be absent (None, or a blank string)."""
     if value is None or (isinstance(value, str) and not value.strip()):

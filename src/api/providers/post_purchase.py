@@ -14,6 +14,7 @@ from api.providers.base import (
     event_name,
     identifier,
     json_object,
+    order_identifier,
     parse_time,
     stream_for,
 )
@@ -46,7 +47,7 @@ class PostPurchase(Adapter):
     def normalise(self, headers: Mapping[str, str], payload: Any) -> list[Normalised]:
         body = json_object(payload)
         kind = event_name(body.get("event"), "event")
-        order = identifier(body.get("orderId"), "orderId")
+        order = order_identifier(body.get("orderId"), "orderId")
         # Both are read (and checked) before either is chosen: the folds read createdAt.
         occurred_at = parse_time(body.get("occurredAt"), "occurredAt")
         created_at = parse_time(body.get("createdAt"), "createdAt")

@@ -23,6 +23,7 @@ from api.providers.base import (
     identifier,
     json_object,
     optional_identifier,
+    optional_order_identifier,
     parse_time,
     stream_for,
 )
@@ -98,7 +99,7 @@ class SendGrid(Adapter):
 
     def _event(self, element: dict[str, Any]) -> Normalised:
         event_id = identifier(element.get("sg_event_id"), "sg_event_id")
-        order = optional_identifier(element.get("order_id"), "order_id")
+        order = optional_order_identifier(element.get("order_id"), "order_id")
         message = optional_identifier(element.get("sg_message_id"), "sg_message_id")
         return Normalised(
             event_id=event_id,

@@ -22,7 +22,8 @@ from api.providers.base import (
     event_name,
     identifier,
     json_object,
-    optional_identifier,
+    optional_order_identifier,
+    order_identifier,
     parse_time,
     stream_for,
 )
@@ -73,9 +74,9 @@ class Shopify(Adapter):
         )
         order: str | None
         if topic.startswith("orders/"):
-            order = identifier(body.get("id"), "id")
+            order = order_identifier(body.get("id"), "id")
         else:
-            order = optional_identifier(body.get("order_id"), "order_id")
+            order = optional_order_identifier(body.get("order_id"), "order_id")
         kind = ORDER_TOPICS.get(topic) or event_name(
             "shopify." + topic.replace("/", "."), "X-Shopify-Topic"
         )

@@ -21,7 +21,7 @@ from api.providers.base import (
     event_name,
     identifier,
     lookup,
-    optional_identifier,
+    optional_order_identifier,
     parse_time,
     stream_for,
 )
@@ -101,7 +101,7 @@ class StandardSource(Adapter):
             assert self.type_path is not None  # the configuration gives one or the other
             kind = event_name(lookup(payload, self.type_path), self.type_path)
         order = (
-            optional_identifier(lookup(payload, self.order_path), self.order_path)
+            optional_order_identifier(lookup(payload, self.order_path), self.order_path)
             if self.order_path
             else None
         )

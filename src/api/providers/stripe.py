@@ -20,6 +20,7 @@ from api.providers.base import (
     json_object,
     lookup,
     optional_identifier,
+    optional_order_identifier,
     parse_time,
     stream_for,
 )
@@ -48,7 +49,7 @@ class Stripe(Adapter):
         event_id = identifier(body.get("id"), "id")
         kind = event_name(body.get("type"), "type")
         check_order_time(kind, body)
-        order = optional_identifier(
+        order = optional_order_identifier(
             lookup(body, "data.object.metadata.order_id"), "data.object.metadata.order_id"
         )
         subject = optional_identifier(lookup(body, "data.object.id"), "data.object.id")

@@ -24,7 +24,7 @@ from api.providers.base import (
     event_name,
     identifier,
     json_object,
-    optional_identifier,
+    optional_order_identifier,
     parse_time,
     stream_for,
 )
@@ -126,4 +126,4 @@ def _first_time(body: dict[str, Any], *fields: str) -> datetime | None:
 
 
 def _order(value: Any) -> str | None:
-    return optional_identifier(value, "vendorData")
+    return optional_order_identifier(value, "vendorData")
