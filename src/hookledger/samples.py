@@ -98,6 +98,7 @@ def _stripe(kind: str, obj: str) -> Builder:
                     "amount": 5990,
                     "currency": "eur",
                     "metadata": {"order_id": order_id},
+                    **({"refunded": True, "amount_refunded": 5990} if "refund" in kind else {}),
                 }
             },
         }

@@ -30,6 +30,12 @@ from projections.facts import (
 
 # A later status wins over an earlier one whatever order the events came in.
 _ORDER_STATUSES = ("created", "paid", "cancelled", "refunded")
+# Payment events that move an order (by their provider's names, see the README's
+# Providers): money taken makes it paid, money given back refunded. An
+# authorisation takes no money; a void gives none back (nothing was taken).
+_PAID_TYPES = frozenset({"payment.captured", "payment_intent.succeeded", "charge.succeeded",
+                         "charge.captured"})  # fmt: skip
+_REFUNDED_TYPES = frozenset({"payment.refunded", "charge.refunded"})
 _LONGEST_SECONDS = timedelta.max.total_seconds() // 2
 TERMINAL_STATES = {
     "countdown.satisfied": "satisfied",
@@ -142,16 +148,23 @@ class _Collected:
         kind = event.type
         if kind.startswith("order."):
             self._order_event(event)
-        elif kind in ("payment.captured", "payment.authorized"):
-            self.transaction = self.transaction or payment_transaction(event)
-        elif kind == "payment.refunded":
-            self.statuses.add("refunded")
+        elif kind in _PAID_TYPES or kind in _REFUNDED_TYPES or kind == "payment.authorized":
+            self._payment_event(event)
         elif event.provider == HOOKLEDGER:
             self._decision_event(event)
         else:
             decision = veriff_decision(event)
             if decision is not None:
                 self.decisions.append((decision, event))
+
+    def _payment_event(self, event: EventLike) -> None:
+        kind = event.type
+        if kind in ("payment.captured", "payment.authorized"):
+            self.transaction = self.transaction or payment_transaction(event)
+        if kind in _PAID_TYPES:
+            self.statuses.add("paid")
+        elif kind in _REFUNDED_TYPES and not _partial_refund(event):
+            self.statuses.add("refunded")
 
     def _order_event(self, event: EventLike) -> None:
         status = event.type.removeprefix("order.")
@@ -180,6 +193,14 @@ class _Collected:
                 self.reminded.add(reminded)
         elif event.type == "action.succeeded" and body.get("action") == "refund":
             self.statuses.add("refunded")
+
+
+def _partial_refund(event: EventLike) -> bool:
+    """A Stripe charge refunded in part (``refunded`` false): the order stays paid."""
+    body = event.payload if isinstance(event.payload, dict) else {}
+    data = body.get("data")
+    charge = data.get("object") if isinstance(data, dict) else None
+    return isinstance(charge, dict) and charge.get("refunded") is False
 
 
 def fold(order_id: str, events: Iterable[EventLike]) -> OrderState:

@@ -217,3 +217,59 @@ def test_the_order_projection_reads_the_shop_s_details() -> None:
     assert state.order is not None
     assert (state.order.status, str(state.order.total), state.order.customer) == (
         "created", "20", "c@example.com")  # fmt: skip
+
+
+def payment(kind: str, provider: str, n: int, body: dict[str, Any] | None = None) -> FoldEvent:
+    at = T0 + timedelta(minutes=n)
+    return FoldEvent(0, provider, f"pay-{kind}-{n}", kind, at, at, body or {})
+
+
+PAYMENTS = {
+    "paid": [("payment.captured", "authorizenet"), ("payment_intent.succeeded", "stripe"),
+             ("charge.succeeded", "stripe"), ("order.paid", "shopify")],
+    "refunded": [("payment.refunded", "authorizenet"), ("charge.refunded", "stripe")],
+    "unchanged": [("payment.authorized", "authorizenet"), ("payment.voided", "authorizenet")],
+}  # fmt: skip
+
+
+def test_every_providers_payment_events_move_the_order_to_paid_then_refunded() -> None:
+    for moves_to, kinds in PAYMENTS.items():
+        for kind, provider in kinds:
+            state = fold(ORDER, [order_created(T0, T0), payment(kind, provider, 1)])
+            assert state.order is not None
+            assert state.order.status == ("created" if moves_to == "unchanged" else moves_to), kind
+
+
+def test_a_charge_refunded_in_part_leaves_the_order_paid() -> None:
+    part = {"data": {"object": {"refunded": False, "amount_refunded": 100}}}
+    whole = {"data": {"object": {"refunded": True, "amount_refunded": 5990}}}
+    paid = payment("charge.succeeded", "stripe", 1)
+    state = fold(
+        ORDER, [order_created(T0, T0), paid, payment("charge.refunded", "stripe", 2, part)]
+    )
+    assert state.order is not None and state.order.status == "paid"
+    state = fold(
+        ORDER, [order_created(T0, T0), paid, payment("charge.refunded", "stripe", 3, whole)]
+    )
+    assert state.order is not None and state.order.status == "refunded"
+
+
+payment_events = st.lists(
+    st.sampled_from([k for kinds in PAYMENTS.values() for k in kinds]), max_size=6
+).map(lambda kinds: [payment(kind, provider, n) for n, (kind, provider) in enumerate(kinds)])
+
+
+@settings(max_examples=200)
+@given(events=payment_events, shuffle=st.randoms(use_true_random=False))
+def test_an_orders_status_from_payments_is_the_furthest_whatever_the_arrival_order(
+    events: list[FoldEvent], shuffle: Any
+) -> None:
+    arrivals = [order_created(T0, T0), *events]
+    status = fold(ORDER, arrivals).order.status  # type: ignore[union-attr]
+    shuffle.shuffle(arrivals)
+    assert fold(ORDER, arrivals).order.status == status  # type: ignore[union-attr]
+    kinds = {e.type for e in events}
+    refunded = {k for k, _ in PAYMENTS["refunded"]}
+    paid = {k for k, _ in PAYMENTS["paid"]}
+    expected = "refunded" if kinds & refunded else "paid" if kinds & paid else "created"
+    assert status == expected
