@@ -256,9 +256,9 @@ def test_cli_status_prints_values_as_a_person_reads_them(
     assert status.returncode == 0, status.stderr
     out = status.stdout
     assert "['" not in out and "None" not in out and "(none)=" not in out
-    assert re.search(
-        r"^  sessions +(session-[0-9a-f]+, )?session-9010(, session-[0-9a-f]+)?$", out, re.MULTILINE
-    ), out
+    sessions = re.search(r"^  sessions +(.+)$", out, re.MULTILINE)
+    assert sessions is not None, out
+    assert "session-9010" in sessions.group(1).split(", "), out
     assert re.search(r"^  submitted_at +-$", out, re.MULTILINE), out
 
 
