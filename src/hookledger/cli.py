@@ -178,7 +178,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _database_url(settings: Settings, *, create: bool = False) -> Iterator[str]:
+def _database_url(
+    settings: Settings, *, create: bool = False, watch: bool = False
+) -> Iterator[str]:
     """The configured database, or the embedded one started for the duration
     (made first if ``create``: only `serve` and `migrate` make one)."""
     if settings.database_url:
@@ -191,7 +193,10 @@ def _database_url(settings: Settings, *, create: bool = False) -> Iterator[str]:
         installed()  # without pgserver, what to install comes first
         raise SettingsError(no_database(settings))
     try:
-        yield embedded.start()
+        url = embedded.start()
+        if watch:
+            embedded.watch()
+        yield url
     finally:
         embedded.stop()
 
@@ -277,7 +282,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_workers:
         os.environ["HOOKLEDGER_BACKGROUND"] = "false"
     load_sources(settings.providers_file)  # a bad file stops the start here, clearly
-    with _database_url(settings, create=True) as url, _metrics_dir(args.workers):
+    with _database_url(settings, create=True, watch=True) as url, _metrics_dir(args.workers):
         if settings.embedded:
             # The workers read their settings from the environment: hand them
             # the embedded database and this installation's local secrets.

@@ -6,9 +6,11 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
+from events.retry import Backoff
 from hookledger.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -16,6 +18,8 @@ log = logging.getLogger(__name__)
 # pgserver counts the processes that use a server in this file and stops the
 # server when the last one leaves; a holder that was killed never leaves.
 HOLDERS_FILE = ".handle_pids.json"
+# The longest wait between two attempts to start a stopped embedded Postgres.
+RESTART_CAP_SECONDS = 30.0
 
 # What a command that needs a database says on an install without pgserver.
 MISSING = (
@@ -31,6 +35,8 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = (data_dir / "pg").resolve()
         self._server: Any = None
+        self._watchdog: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def exists(self) -> bool:
         """Whether a database was made here already (by `serve` or `migrate`)."""
@@ -51,7 +57,46 @@ class EmbeddedPostgres:
         log.info("embedded postgres ready", extra={"pgdata": str(self.pgdata)})
         return url
 
+    def watch(self, interval: float = 1.0) -> None:
+        """Start it again, with backoff, whenever it stops under us (killed, or
+        stopped by hand), until ``stop``; each restart is logged."""
+        self._stopping.clear()
+        self._watchdog = threading.Thread(
+            target=self._keep_running, args=(interval,), name="embedded-postgres", daemon=True
+        )
+        self._watchdog.start()
+
+    def _keep_running(self, interval: float) -> None:
+        from pgserver.utils import PostmasterInfo  # the package start() imported
+
+        backoff = Backoff("embedded postgres", interval, RESTART_CAP_SECONDS)
+        while not self._stopping.wait(interval):
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+            if info is not None and info.is_running():
+                backoff.reset()
+                continue
+            delay = backoff.next()
+            log.error("embedded postgres stopped: restarting it",
+                      extra={"pgdata": str(self.pgdata), "in_seconds": round(delay, 2),
+                             "attempt": backoff.failures})  # fmt: skip
+            if self._stopping.wait(delay):
+                return
+            try:
+                # pgserver starts a server only under its own lock (its contract).
+                with self._server._lock:
+                    self._server.ensure_postgres_running()
+            except Exception:
+                log.exception(
+                    "embedded postgres did not start again", extra={"pgdata": str(self.pgdata)}
+                )
+                continue
+            log.warning("embedded postgres restarted", extra={"pgdata": str(self.pgdata)})
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=30)
+            self._watchdog = None
         if self._server is not None:
             self._server.cleanup()
             self._server = None
