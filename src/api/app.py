@@ -6,10 +6,10 @@ from litestar import Litestar
 from litestar.datastructures.state import State
 from litestar.exceptions import HTTPException
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 
 from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
+from api.reference import assets_router, render_plugins
 from api.routes.health import health, healthz, metrics, selftest
 from api.routes.reads import order_events, order_state
 from api.routes.tasks import countdown_task
@@ -31,6 +31,7 @@ def create_app(services: Services) -> Litestar:
             metrics,
             countdown_task,
             selftest,
+            assets_router(),
         ],
         middleware=[correlation_middleware],
         exception_handlers={
@@ -44,7 +45,7 @@ def create_app(services: Services) -> Litestar:
             title="hookledger",
             version=services.version,
             path="/schema",
-            render_plugins=[JsonRenderPlugin()],
+            render_plugins=render_plugins(),
         ),
         request_max_body_size=services.max_body_bytes,
         # Logging is configured once by the composition root (JSON lines).

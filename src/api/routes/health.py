@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from api.documented import Liveness, Readiness, SelfTestReport, errors, shaped
 from api.errors import RETRY_AFTER_SECONDS, public_detail
 from api.rejections import NotFound
 from api.routes.reads import require_reader
@@ -19,13 +20,18 @@ from events.queries import QUERIES
 log = logging.getLogger(__name__)
 
 
-@get("/healthz", summary="Liveness", tags=["operations"])
+@get("/healthz", summary="Liveness", tags=["operations"],
+     responses=shaped(200, Liveness, "the process answers"))  # fmt: skip
 async def healthz(request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
     return {"status": "ok", "version": services.version, "safe_mode": services.safe_mode}
 
 
-@get("/health", summary="Readiness: the database answers", tags=["operations"])
+@get("/health", summary="Readiness: the database answers, no background job is down",
+     tags=["operations"],
+     responses={**shaped(200, Readiness, "ready"),
+                **shaped(503, Readiness, "unavailable: the database does not answer or a "
+                         "background job is down; Retry-After")})  # fmt: skip
 async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     services: Services = request.app.state.services
     try:
@@ -65,7 +71,10 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/__selftest", summary="Every subsystem's state (503 on a critical error)",
-     tags=["operations"])  # fmt: skip
+     tags=["operations"],
+     responses={**shaped(200, SelfTestReport, "ok or degraded"),
+                **shaped(503, SelfTestReport, "a critical subsystem is in error"),
+                **errors(401, 404)})  # fmt: skip
 async def selftest(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     services: Services = request.app.state.services
     # It tells how the service is configured: an operator's read, like the audit's.

@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Request, get
 from litestar.params import FromPath
 
+from api.documented import AuditHistory, OrderState, errors, shaped
 from api.rejections import NotFound, Unauthorized
 from api.services import Services
 from events.chain import format_time
@@ -50,7 +51,9 @@ def audit_view(event: RecordedEvent) -> dict[str, Any]:
     }
 
 
-@get("/api/v1/orders/{order_id:str}/events", summary="An order's audit history", tags=["reads"])
+@get("/api/v1/orders/{order_id:str}/events", summary="An order's audit history", tags=["reads"],
+     responses={**shaped(200, AuditHistory, "the order's events"),
+                **errors(400, 401, 404, 500, 503)})  # fmt: skip
 async def order_events(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)
@@ -66,7 +69,9 @@ async def order_events(order_id: FromPath[str], request: Request[Any, Any, Any])
     }
 
 
-@get("/api/v1/orders/{order_id:str}", summary="An order's projected state", tags=["reads"])
+@get("/api/v1/orders/{order_id:str}", summary="An order's projected state", tags=["reads"],
+     responses={**shaped(200, OrderState, "the order's projected state"),
+                **errors(400, 401, 404, 500, 503)})  # fmt: skip
 async def order_state(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)

@@ -24,6 +24,7 @@ from litestar.params import FromPath
 from litestar.types import Receive, Scope, Send
 
 from api.answers import answer
+from api.documented import WebhookAnswer, errors, shaped
 from api.intake import check_content_type, check_declared_length, decode_json, to_new_events
 from api.rejections import BodyTooLarge, MalformedBody, NotFound
 from api.services import Services
@@ -132,6 +133,10 @@ class _WebhookOperation(Operation):
     request_max_body_size=None,
     summary="Receive a provider's signed webhook",
     tags=["webhooks"],
+    responses={
+        **shaped(200, WebhookAnswer, "recorded, or a resend answered idempotent"),
+        **errors(400, 401, 404, 413, 415, 500, 503),
+    },
 )
 async def receive_webhook(
     provider: FromPath[str], request: Request[Any, Any, Any]
