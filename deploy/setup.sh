@@ -40,12 +40,16 @@ secret() {  # NAME ACCOUNT...
 }
 secret hookledger-database-url hookledger-api hookledger-worker
 secret hookledger-database-owner-url hookledger-migrate
-for name in veriff-secret post-purchase-secret shopify-secret stripe-secret \
-            authorizenet-secret sendgrid-public-key api-token; do
-    secret "hookledger-$name" hookledger-api
-done
+secret hookledger-veriff-secret hookledger-api
+secret hookledger-post-purchase-secret hookledger-api
+secret hookledger-shopify-secret hookledger-api
+secret hookledger-stripe-secret hookledger-api
+secret hookledger-authorizenet-secret hookledger-api
+secret hookledger-sendgrid-public-key hookledger-api
+secret hookledger-api-token hookledger-api
 secret hookledger-sendgrid-api-key hookledger-worker
 secret hookledger-authorizenet-transaction-key hookledger-worker
+secret hookledger-export-hash-key hookledger-worker
 
 echo "== Cloud Tasks queue, its retries, and who may use it"
 # Retries: 1 s doubling to 5 min, 30 attempts at most. hookledger answers 2xx

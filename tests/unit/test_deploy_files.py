@@ -1,0 +1,100 @@
+"""The deployment files, rendered as DEPLOY.md renders them, set every setting
+the code requires for the features they turn on, and nothing the code does not
+know; every variable they use is one DEPLOY.md's step 0 sets, and every secret
+they reference is one setup.sh makes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import yaml
+
+from hookledger.deployment import API, WORKER, missing
+from hookledger.exports import bigquery_config
+from hookledger.settings import Settings, from_env, variable
+from tests.support import ROOT
+
+DEPLOY = ROOT / "deploy"
+SAMPLE = {
+    "PROJECT_ID": "shop-prod", "REGION": "europe-west1", "SQL_INSTANCE": "hookledger",
+    "DATASET": "hookledger", "REPO": "hookledger",
+    "IMAGE": "europe-west1-docker.pkg.dev/shop-prod/hookledger/hookledger:abc1234",
+    "SAFE_MODE": "true", "EMAIL_FROM": "verification@shop.example",
+    "VERIFICATION_URL": "https://shop.example/verify?order={order_id}",
+    "AUTHORIZENET_LOGIN_ID": "login-id",
+    "API_URL": "https://hookledger-api-123456789.europe-west1.run.app",
+}  # fmt: skip
+FILES = {API: "service.yaml", WORKER: "worker.yaml"}
+
+
+def render(name: str, values: dict[str, str]) -> str:
+    """What ``envsubst < deploy/NAME`` writes (every ${VAR} replaced)."""
+    text = (DEPLOY / name).read_text()
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+
+
+def container_env(document: dict[str, Any]) -> dict[str, str]:
+    """The container's variables: a value, or a stand-in for a secret reference."""
+    spec = document["spec"]["template"]["spec"]
+    container = (spec.get("template", {}).get("spec", spec))["containers"][0]
+    env = {}
+    for item in container["env"]:
+        env[item["name"]] = item.get("value", "postgresql://from-a-secret@/db")
+    return env
+
+
+@pytest.mark.parametrize("safe_mode", ["true", "false"])
+@pytest.mark.parametrize("role", [API, WORKER])
+def test_each_service_sets_what_its_features_require(role: str, safe_mode: str) -> None:
+    document = yaml.safe_load(render(FILES[role], {**SAMPLE, "SAFE_MODE": safe_mode}))
+    env = container_env(document)
+    settings = from_env(env)  # every value checked as the service would
+    assert missing(settings, role) == []
+    assert settings.timer_backend == "cloudtasks"
+    if role == WORKER:
+        # DEPLOY.md promises the BigQuery export: the worker must run it.
+        assert bigquery_config(settings) is not None
+        assert settings.export_hash_key.startswith("sm://")
+
+
+@pytest.mark.parametrize("name", ["service.yaml", "worker.yaml", "migrate-job.yaml"])
+def test_every_variable_a_file_sets_is_one_the_code_reads(name: str) -> None:
+    known = {variable(f.name) for f in msgspec.structs.fields(Settings)}
+    set_here = set(re.findall(r"name: (HOOKLEDGER_\w+)", (DEPLOY / name).read_text()))
+    assert set_here and set_here <= known, sorted(set_here - known)
+
+
+def test_every_placeholder_is_set_in_step_0_and_every_secret_made_by_setup() -> None:
+    guide = (DEPLOY / "DEPLOY.md").read_text()
+    step0 = guide.split("## 0.", 1)[1].split("\n## ", 1)[0]
+    exported = set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", step0))
+    for name in ("service.yaml", "worker.yaml", "migrate-job.yaml"):
+        used = set(re.findall(r"\$\{(\w+)\}", (DEPLOY / name).read_text()))
+        assert used <= exported | {"API_URL"}, (name, sorted(used - exported))
+    made = set(re.findall(r"^secret (hookledger-[\w-]+)", (DEPLOY / "setup.sh").read_text(),
+                          re.MULTILINE))  # fmt: skip
+    for name in ("service.yaml", "worker.yaml", "migrate-job.yaml"):
+        text = (DEPLOY / name).read_text()
+        referenced = set(re.findall(r"sm://\$\{PROJECT_ID\}/([\w-]+)", text))
+        referenced |= set(re.findall(r"secretKeyRef:\s+name: ([\w-]+)", text))
+        assert referenced <= made, (name, sorted(referenced - made))
+
+
+def test_the_api_url_is_known_before_the_first_deploy(tmp_path: Path) -> None:
+    guide = (DEPLOY / "DEPLOY.md").read_text()
+    assert "placeholder" not in guide
+    assert guide.count("gcloud run services replace /tmp/hookledger-api.yaml") == 1
+
+
+def test_teardown_removes_every_secret_and_account_setup_makes() -> None:
+    setup = (DEPLOY / "setup.sh").read_text()
+    teardown = (DEPLOY / "teardown.sh").read_text()
+    secrets = set(re.findall(r"^secret hookledger-([\w-]+)", setup, re.MULTILINE))
+    deleted = set(re.findall(r"[\w-]+", teardown.split("== secrets", 1)[1].split("done", 1)[0]))
+    assert secrets and secrets <= deleted, sorted(secrets - deleted)
+    accounts = set(re.findall(r"for account in ([\w -]+); do", setup)[0].split())
+    assert all(account in teardown for account in accounts)
