@@ -36,6 +36,8 @@ _ORDER_STATUSES = ("created", "paid", "cancelled", "refunded")
 _PAID_TYPES = frozenset({"payment.captured", "payment_intent.succeeded", "charge.succeeded",
                          "charge.captured"})  # fmt: skip
 _REFUNDED_TYPES = frozenset({"payment.refunded", "charge.refunded"})
+# Every event type that can move an order's status besides its own order.* events.
+PAYMENT_TYPES = _PAID_TYPES | _REFUNDED_TYPES
 _LONGEST_SECONDS = timedelta.max.total_seconds() // 2
 TERMINAL_STATES = {
     "countdown.satisfied": "satisfied",

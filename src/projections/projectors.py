@@ -13,7 +13,7 @@ from events.model import RecordedEvent
 from events.quarantine import error_text
 from events.queries import load
 from projections.facts import FoldEvent, order_id_of
-from projections.fold import OrderState, fold
+from projections.fold import PAYMENT_TYPES, OrderState, fold
 
 QUERIES = load(Path(__file__).with_name("queries.sql"))
 
@@ -77,7 +77,11 @@ class OrdersProjection(Projection):
 
     def relevant(self, event: RecordedEvent) -> bool:
         kind = event.type
-        return kind.startswith(("order.", "payment.")) or kind == "action.succeeded"
+        return (
+            kind.startswith(("order.", "payment."))
+            or kind in PAYMENT_TYPES  # Stripe's names: charge.refunded, ...
+            or kind == "action.succeeded"
+        )
 
     def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
         o = state.order
