@@ -38,6 +38,8 @@ _PAID_TYPES = frozenset({"payment.captured", "payment_intent.succeeded", "charge
 _REFUNDED_TYPES = frozenset({"payment.refunded", "charge.refunded"})
 # Every event type that can move an order's status besides its own order.* events.
 PAYMENT_TYPES = _PAID_TYPES | _REFUNDED_TYPES
+# The types by which a payment provider gives an order's money back.
+REFUNDING_TYPES = _REFUNDED_TYPES
 _LONGEST_SECONDS = timedelta.max.total_seconds() // 2
 TERMINAL_STATES = {
     "countdown.satisfied": "satisfied",
@@ -92,6 +94,8 @@ class OrderState(msgspec.Struct, frozen=True):
     ordered_at: datetime | None  # when order.created happened (None: not seen yet)
     facts: OrderFacts
     shop_cancelled: bool
+    # Money given back by the payment provider (not by the countdown's own refund).
+    provider_refunded: bool
     approval: str | None  # event id of an approval that satisfies the countdown
     pending_submission: bool
 
@@ -141,6 +145,7 @@ class _Collected:
         self.facts: list[tuple[int, datetime, str, OrderFacts]] = []
         self.transaction: str | None = None
         self.shop_cancelled = False
+        self.provider_refunded = False
         self.decisions: list[tuple[Decision, EventLike]] = []
         self.started: _Started | None = None
         self.terminal: tuple[str, datetime] | None = None
@@ -167,6 +172,7 @@ class _Collected:
             self.statuses.add("paid")
         elif kind in _REFUNDED_TYPES and not _partial_refund(event):
             self.statuses.add("refunded")
+            self.provider_refunded = True
 
     def _order_event(self, event: EventLike) -> None:
         status = event.type.removeprefix("order.")
@@ -224,6 +230,7 @@ def fold(order_id: str, events: Iterable[EventLike]) -> OrderState:
         ordered_at=seen.ordered_at,
         facts=facts,
         shop_cancelled=seen.shop_cancelled,
+        provider_refunded=seen.provider_refunded,
         approval=approval,
         pending_submission=pending,
     )

@@ -79,6 +79,9 @@ def on_events(
         return state, decided
     if state.shop_cancelled:
         decided.append(closing(state, "countdown.cancelled", {"reason": "order.cancelled"}))
+    elif state.provider_refunded:
+        # The money went back already: an expiry would cancel and refund it again.
+        decided.append(closing(state, "countdown.cancelled", {"reason": "order.refunded"}))
     elif state.approval is not None:
         decided.append(closing(state, "countdown.satisfied", {"verification": state.approval}))
     return state, decided

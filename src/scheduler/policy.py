@@ -12,7 +12,7 @@ from events.appender import Appender
 from events.connector import Session
 from events.model import NewEvent, RecordedEvent
 from projections.facts import order_id_of
-from projections.fold import OrderState
+from projections.fold import REFUNDING_TYPES, OrderState
 from projections.projectors import group_by_order, read_order_streams, touched_orders
 from scheduler.actions.model import ActionRequest
 from scheduler.actions.queue import enqueue
@@ -27,8 +27,8 @@ ACTIONS_FOR = {
 }
 
 
-# The event types the policy reacts to.
-DECIDING = ("order.", "verification.", "countdown.")
+# The event types the policy reacts to (with the payment types that refund an order).
+DECIDING = ("order.", "verification.", "countdown.", *sorted(REFUNDING_TYPES))
 
 
 def utc_now() -> datetime:

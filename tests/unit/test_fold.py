@@ -273,3 +273,23 @@ def test_an_orders_status_from_payments_is_the_furthest_whatever_the_arrival_ord
     paid = {k for k, _ in PAYMENTS["paid"]}
     expected = "refunded" if kinds & refunded else "paid" if kinds & paid else "created"
     assert status == expected
+
+
+def test_a_providers_refund_closes_the_countdown_so_expiry_never_refunds_again() -> None:
+    _, started = on_events(ORDER, [order_created(T0, T0)], CONFIG, T0)
+    assert [e.type for e in started] == ["countdown.started"]
+    recorded = [order_created(T0, T0), *(_as_recorded(e, T0) for e in started)]
+    refund = payment("charge.refunded", "stripe", 5, {"data": {"object": {"refunded": True}}})
+    _, decided = on_events(ORDER, [*recorded, refund], CONFIG, T0 + timedelta(minutes=5))
+    assert [(e.type, msgspec.json.decode(e.payload_json)["reason"]) for e in decided] == [
+        ("countdown.cancelled", "order.refunded")
+    ]
+    # A partial refund leaves the countdown running.
+    part = payment("charge.refunded", "stripe", 6, {"data": {"object": {"refunded": False}}})
+    _, decided = on_events(ORDER, [*recorded, part], CONFIG, T0 + timedelta(minutes=6))
+    assert decided == []
+
+
+def _as_recorded(event: NewEvent, at: datetime) -> FoldEvent:
+    body = msgspec.json.decode(event.payload_json)
+    return FoldEvent(0, event.provider, event.event_id, event.type, event.occurred_at, at, body)
