@@ -116,10 +116,13 @@ class Appender:
                 size += len(unit)
             await self._write_batch(units)
 
-    async def _write_batch(self, units: list[list[_Pending]]) -> None:
+    async def _write_batch(self, units: list[list[_Pending]], *, again: bool = True) -> None:
         live = [p for unit in units for p in unit if not p.future.done()]
         if not live:
             return
+        # A connection kept from an earlier batch may have died in between (a
+        # database restart): found out only now, it is worth one fresh try.
+        kept = self._conn is not None and not self._conn.broken
         try:
             conn = await self._connection()
             started = time.perf_counter()
@@ -127,6 +130,13 @@ class Appender:
             self._observed(len(live), time.perf_counter() - started)
         except DatabaseUnavailable as exc:
             await self._drop_connection()
+            if kept and again:
+                # Appends are idempotent by key: whatever the dead connection
+                # committed is answered as a resend.
+                log.info("append connection lost; trying a fresh one",
+                         extra={"batch": len(live), "error": exc.detail})  # fmt: skip
+                await self._write_batch(units, again=False)
+                return
             log.warning("append batch failed", extra={"batch": len(live), "error": exc.detail})
             _fail(live, exc)
         except DatabaseRefused as exc:
