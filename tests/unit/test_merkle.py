@@ -1,0 +1,74 @@
+"""The RFC 9162 Merkle tree: published RFC 6962 test vectors, and proofs that
+verify for every leaf and every prefix and fail for anything altered."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+from hypothesis import given
+
+from events.merkle import (
+    EMPTY_ROOT,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
+
+# The test leaves of RFC 6962's reference implementation (certificate-transparency),
+# and the tree heads of their first 1..8.
+LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243",
+          "5051525354555657", "606162636465666768696a6b6c6d6e6f")]  # fmt: skip
+ROOTS = [
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+]
+
+
+def test_the_tree_heads_of_the_published_vectors() -> None:
+    assert root([]) == EMPTY_ROOT
+    assert [root(LEAVES[:n]).hex() for n in range(1, 9)] == ROOTS
+
+
+def test_an_inclusion_proof_of_the_published_vectors() -> None:
+    # Leaf 0 of 8: its sibling, then the heads of leaves 2..3 and 4..7.
+    proof = inclusion_proof(LEAVES, 0)
+    assert proof == [leaf_hash(LEAVES[1]), root(LEAVES[2:4]), root(LEAVES[4:8])]
+    assert verify_inclusion(leaf_hash(LEAVES[0]), 0, 8, proof, bytes.fromhex(ROOTS[7]))
+
+
+trees = st.lists(st.binary(max_size=8), min_size=1, max_size=40)
+
+
+@given(leaves=trees, data=st.data())
+def test_every_leaf_has_a_proof_that_verifies_and_no_other_leaf_passes_it(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    index = data.draw(st.integers(0, len(leaves) - 1))
+    head = root(leaves)
+    proof = inclusion_proof(leaves, index)
+    assert verify_inclusion(leaf_hash(leaves[index]), index, len(leaves), proof, head)
+    assert not verify_inclusion(leaf_hash(leaves[index] + b"x"), index, len(leaves), proof, head)
+    if proof:
+        bent = [bytes([proof[0][0] ^ 1]) + proof[0][1:], *proof[1:]]
+        assert not verify_inclusion(leaf_hash(leaves[index]), index, len(leaves), bent, head)
+
+
+@given(leaves=trees, data=st.data())
+def test_every_prefix_is_proved_consistent_and_a_rewritten_one_is_not(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    old = data.draw(st.integers(1, len(leaves)))
+    proof = consistency_proof(leaves, old)
+    old_root, new_root = root(leaves[:old]), root(leaves)
+    assert verify_consistency(old, len(leaves), old_root, new_root, proof)
+    rewritten = root([*leaves[: old - 1], leaves[old - 1] + b"x"])
+    assert not verify_consistency(old, len(leaves), rewritten, new_root, proof)
+    assert not verify_consistency(old, len(leaves), old_root, EMPTY_ROOT, proof)
