@@ -491,6 +491,10 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         except ChainBroken as exc:
             print(f"BROKEN: stream {exc.stream} at version {exc.version}: {exc.reason}")
             return 1
+        if args.stream is not None and report.streams == 0:
+            # Nothing verified is no proof: a mistyped name must not read as "ok".
+            print(f"no stream {args.stream!r} in the ledger", file=sys.stderr)
+            return 1
         print(f"ok: {_counted(report.events, 'event')} in "
               f"{_counted(report.streams, 'stream')} verify")  # fmt: skip
         return 0

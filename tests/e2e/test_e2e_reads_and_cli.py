@@ -285,6 +285,9 @@ def test_cli_verify_passes_intact_chains_and_names_a_tampered_event(
     assert "5 events in 2 streams" in intact.stdout
     one = run_cli(database_url, "verify", "--stream", "order-9008")
     assert one.stdout.strip() == "ok: 1 event in 1 stream verify", one.stdout
+    nowhere = run_cli(database_url, "verify", "--stream", "order-no-such")
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.strip() == "no stream 'order-no-such' in the ledger"
 
     tamper(database_url, "order-9007", 3)
     broken = run_cli(database_url, "verify")
