@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
@@ -28,6 +28,7 @@ from events.errors import (
 log = logging.getLogger("hookledger.api")
 
 AnyRequest = Request[Any, Any, Any]
+T = TypeVar("T")
 
 RETRY_AFTER_SECONDS = 2
 
@@ -61,20 +62,24 @@ _HTTP_CODES = {
 }
 
 
-def status_of(exc: HookledgerError) -> int:
+def _nearest(table: dict[type[HookledgerError], T], exc: HookledgerError) -> T | None:
+    """The entry of ``exc``'s class, else of its nearest base class in ``table``."""
     for kind in type(exc).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
-    return 500
+        if kind in table:
+            return table[kind]
+    return None
+
+
+def status_of(exc: HookledgerError) -> int:
+    status = _nearest(STATUS, exc)
+    return 500 if status is None else status
 
 
 def public_detail(exc: HookledgerError) -> str:
     """The detail a caller may read: the error's own for what the caller can fix,
     a fixed sentence for what failed on our side."""
-    for kind in type(exc).__mro__:
-        if kind in PUBLIC_DETAIL:
-            return PUBLIC_DETAIL[kind]
-    return exc.detail
+    public = _nearest(PUBLIC_DETAIL, exc)
+    return exc.detail if public is None else public
 
 
 def error_response(status: int, code: str, detail: str) -> Response[dict[str, str]]:

@@ -75,6 +75,7 @@ class Background:
             batch_size=1000 if actions.safe_mode else 200,
         )
         self.supervisor = Supervisor(on_restart=on_restart)
+        self._bigquery = bigquery_config(settings)
 
     def jobs(self) -> dict[str, JobFactory]:
         """Each job's name and how to start it (again)."""
@@ -85,15 +86,14 @@ class Background:
             jobs["task_sync"] = self.task_sync.run
         jobs["actions"] = self.actions.run
         # A job runs until cancelled: the exporter is one only where it has work.
-        config = bigquery_config(self._settings)
-        if config is not None:
+        if self._bigquery is not None:
             jobs["exporter.bigquery"] = partial(
-                run_bigquery_exporter, self._db, self._settings, config
+                run_bigquery_exporter, self._db, self._settings, self._bigquery
             )
         return jobs
 
     async def start(self) -> None:
-        if bigquery_config(self._settings) is None:
+        if self._bigquery is None:
             log.info("bigquery export not configured (HOOKLEDGER_BIGQUERY_PROJECT is unset)")
         for name, job in self.jobs().items():
             self.supervisor.start(name, job)

@@ -704,11 +704,19 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 # -- send ----------------------------------------------------------------------
 
 
-def _secret(settings: Settings, args: argparse.Namespace) -> int:
-    from hookledger.secrets import LOCAL_SECRETS_FILE, provider_secrets
+def _require_local_secrets(settings: Settings) -> None:
+    """On the embedded database, refuse to go on where `serve` has made no local
+    secrets: secrets made up here would not be the running service's (a 401)."""
+    from hookledger.secrets import LOCAL_SECRETS_FILE
 
     if settings.embedded and not (settings.data_dir / LOCAL_SECRETS_FILE).is_file():
         raise SettingsError(no_database(settings))
+
+
+def _secret(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.secrets import provider_secrets
+
+    _require_local_secrets(settings)
     secrets = provider_secrets(settings)
     if args.provider not in secrets:
         print(f"unknown provider {args.provider!r}; known: {', '.join(secrets)}",
@@ -725,11 +733,7 @@ def _secret(settings: Settings, args: argparse.Namespace) -> int:
 def _send(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
-    from hookledger.secrets import LOCAL_SECRETS_FILE
-
-    if settings.embedded and not (settings.data_dir / LOCAL_SECRETS_FILE).is_file():
-        # Secrets made up here would not be the running service's: every send a 401.
-        raise SettingsError(no_database(settings))
+    _require_local_secrets(settings)
 
     from api.providers import BUILT_IN
     from api.providers.base import Adapter, CannotSign

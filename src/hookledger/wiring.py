@@ -77,10 +77,11 @@ def build_services(
         serve_cloud_tasks(services, settings, secrets)
         queue = task_queue(settings)
         runtime.close_on_stop(queue.close)
-    supervisor = runtime.background.supervisor if runtime.background else None
+    supervisor = None
     if runtime.background is not None:
+        supervisor = runtime.background.supervisor
         metrics.register_jobs(runtime.background.jobs())
-        services.jobs_down = runtime.background.supervisor.down
+        services.jobs_down = supervisor.down
     services.selftest = SelfTest(
         settings, db, providers, action_config, secrets, queue, supervisor
     ).run
