@@ -137,10 +137,15 @@ def test_an_approval_received_before_the_due_time_always_satisfies(
         e.type == "verification.approved" and e.recorded_at < due and e.occurred_at <= due  # type: ignore[operator]
         for e in arrivals
     )
+    # An approval counts once the countdown exists: when both it and the order
+    # have arrived. A shop's cancel that came before that moment wins.
+    created = min(e.recorded_at for e in arrivals if e.type == "order.created")
     cancelled_first = any(
         e.type == "order.cancelled"
         and all(
-            e.recorded_at < a.recorded_at for a in arrivals if a.type == "verification.approved"
+            e.recorded_at < max(a.recorded_at, created)
+            for a in arrivals
+            if a.type == "verification.approved"
         )
         for e in arrivals
     )
