@@ -50,11 +50,48 @@ def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
 
 def sign(checkpoint: Checkpoint, name: str, key: Ed25519PrivateKey) -> str:
     """The signed note of ``checkpoint``, signed by ``key`` under ``name``."""
+    text = checkpoint_text(checkpoint)
+    return signed_note(text, name, key.public_key(), key.sign(text.encode()))
+
+
+def signed_note(text: str, name: str, public_key: Ed25519PublicKey, signature: bytes) -> str:
+    """A note from its text and the Ed25519 ``signature`` of the text's bytes,
+    made elsewhere (a key in Cloud KMS signs without handing the key out)."""
     if not name or any(c.isspace() for c in name) or "+" in name:
         raise ValueError("a key name is non-empty, without spaces or '+'")
-    text = checkpoint_text(checkpoint)
-    signature = key_hash(name, key.public_key()) + key.sign(text.encode())
-    return f"{text}\n{DASH} {name} {base64.b64encode(signature).decode()}\n"
+    if len(signature) != 64:
+        raise ValueError("an Ed25519 signature is 64 bytes")
+    blob = key_hash(name, public_key) + signature
+    return f"{text}\n{DASH} {name} {base64.b64encode(blob).decode()}\n"
+
+
+def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
+    """The key as a C2SP note verifier key: ``name+hex key hash+base64(0x01 || key)``."""
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    encoded = base64.b64encode(ED25519 + raw).decode()
+    return f"{name}+{key_hash(name, public_key).hex()}+{encoded}"
+
+
+def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
+    """The name and public key of a verifier key; ValueError if it is not one."""
+    name, _, rest = text.strip().partition("+")
+    hash_hex, _, encoded = rest.partition("+")
+    try:
+        blob = base64.b64decode(encoded, validate=True)
+        wanted = bytes.fromhex(hash_hex)
+    except (binascii.Error, ValueError):
+        raise ValueError("not a verifier key: name+hash+base64 expected") from None
+    if not name or len(blob) != 33 or blob[:1] != ED25519:
+        raise ValueError("not an Ed25519 verifier key")
+    public_key = Ed25519PublicKey.from_public_bytes(blob[1:])
+    if key_hash(name, public_key) != wanted:
+        raise ValueError("the verifier key's hash does not match its name and key")
+    return name, public_key
+
+
+def fingerprint(public_key: Ed25519PublicKey) -> str:
+    """Hex SHA-256 of the 32-byte public key: how evidence names its key."""
+    return hashlib.sha256(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()
 
 
 def verify(note: str, name: str, public_key: Ed25519PublicKey) -> Checkpoint:

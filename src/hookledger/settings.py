@@ -95,6 +95,15 @@ class Settings(msgspec.Struct, frozen=True):
     secrets_refresh: timedelta = timedelta(minutes=5)
     # Google Cloud project: log lines carry Cloud Logging's trace field.
     gcp_project: str = ""
+    # Signed checkpoints of the ledger's Merkle tree (issue 13). The key is a
+    # secret like the others (a PEM, `file:`, `sm://`) or a Cloud KMS key version
+    # (`kms://projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V`);
+    # on the embedded database a local key pair is generated once.
+    checkpoint_key: str = ""
+    checkpoint_origin: str = "hookledger"  # the log's name in every checkpoint
+    checkpoint_interval: timedelta = timedelta(seconds=60)
+    checkpoint_dir: str = ""  # a folder every signed checkpoint is also written to
+    kms_endpoint: str = ""  # a Cloud KMS endpoint override (REST, e.g. a local stand-in)
 
     @property
     def embedded(self) -> bool:
@@ -213,6 +222,23 @@ def _host_port(value: object, setting: str) -> str:
     return str(value)
 
 
+def _origin(value: object, setting: str) -> str:
+    # The origin is also the key's name in signed notes: no spaces, no '+'.
+    text = str(value)
+    if len(text) > 200 or not text.isprintable() or any(c.isspace() or c == "+" for c in text):
+        raise SettingsError(
+            f"{setting} must be one word of at most 200 printable characters without '+',"
+            f" e.g. shop.example/hookledger, not {text[:50]!r}"
+        )
+    return text
+
+
+def _positive(value: object, setting: str) -> object:
+    if isinstance(value, timedelta) and value <= timedelta(0):
+        raise SettingsError(f"{setting} must be longer than zero")
+    return value
+
+
 def _email(value: object, setting: str) -> str:
     local, found, domain = str(value).rpartition("@")
     if not (found and local and domain) or any(c.isspace() for c in str(value)):
@@ -235,6 +261,9 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "tasks_endpoint": _host_port,
     "tasks_oidc_certs_url": _web_url,
     "secrets_endpoint": _web_url,
+    "kms_endpoint": _web_url,
+    "checkpoint_origin": _origin,
+    "checkpoint_interval": _positive,
 }
 
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
 
+from events import checkpoint_note
 from events.checkpoint_note import Checkpoint, checkpoint_text, key_hash, sign, verify
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -54,3 +55,18 @@ def test_a_signed_checkpoint_verifies_and_an_altered_one_does_not() -> None:
 def test_any_checkpoint_round_trips_through_its_note(origin: str, size: int, root: bytes) -> None:
     point = Checkpoint(origin=origin, size=size, root=root)
     assert verify(sign(point, NAME, KEY), NAME, KEY.public_key()) == point
+
+
+def test_a_verifier_key_names_its_key_and_round_trips() -> None:
+    key = Ed25519PrivateKey.generate()
+    text = checkpoint_note.verifier_key("shop.example/log", key.public_key())
+    name, public = checkpoint_note.parse_verifier_key(text)
+    assert name == "shop.example/log"
+    assert checkpoint_note.fingerprint(public) == checkpoint_note.fingerprint(key.public_key())
+
+
+def test_a_verifier_key_with_a_changed_name_is_refused() -> None:
+    key = Ed25519PrivateKey.generate()
+    text = checkpoint_note.verifier_key("log-a", key.public_key())
+    with pytest.raises(ValueError, match="hash does not match"):
+        checkpoint_note.parse_verifier_key("log-b" + text.removeprefix("log-a"))
