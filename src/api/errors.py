@@ -21,6 +21,7 @@ from events.errors import (
     DatabaseRefused,
     DatabaseUnavailable,
     HookledgerError,
+    TreeBroken,
     Unavailable,
     UpstreamUnavailable,
 )
@@ -41,6 +42,7 @@ STATUS: dict[type[HookledgerError], int] = {
     UnsupportedMediaType: 415,
     Unavailable: 503,
     DatabaseRefused: 500,
+    TreeBroken: 500,
 }
 
 # What a caller is told of a server-side failure: what happened and what to do,

@@ -10,6 +10,7 @@ import msgspec
 
 from api.providers.base import Adapter, Normalised
 from api.rejections import BodyTooLarge, MalformedBody, UnsupportedMediaType
+from events.chain import without_nul
 from events.model import NewEvent
 
 MAX_DEPTH = 64
@@ -60,7 +61,7 @@ def encode_payload(value: Any) -> bytes:
     """JSON text for the ``payload`` column (NUL characters become U+FFFD)."""
     encoded = msgspec.json.encode(value)
     if _NUL_ESCAPE in encoded:
-        encoded = msgspec.json.encode(_without_nul(value))
+        encoded = msgspec.json.encode(without_nul(value))
     return encoded
 
 
@@ -93,16 +94,6 @@ def _depth(value: Any, level: int = 0) -> int:
     if isinstance(value, list):
         return max((_depth(v, level + 1) for v in value), default=level + 1)
     return level
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
 
 
 def to_new_events(

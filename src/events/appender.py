@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from events.chain import GENESIS, event_hash
+from events.chain import CURRENT_RULE, GENESIS, event_hash
 from events.connector import Connection, Database, Row, Session
 from events.errors import (
     AppenderStopped,
@@ -282,6 +282,7 @@ class _BatchWrite:
                 occurred_at=event.occurred_at,
                 recorded_at=recorded_at,
                 raw_sha256=digest.hex(),
+                metadata=event.metadata,
             )
             head[event.stream] = (version, hash_)
             # The keys are insert_events' column names; the raw bytes go as base64.
@@ -290,7 +291,7 @@ class _BatchWrite:
                 "stream_version": version, "type": event.type, "occurred_at": event.occurred_at,
                 "recorded_at": recorded_at, "payload": msgspec.Raw(event.payload_json),
                 "raw": event.raw, "metadata": event.metadata, "prev_hash": prev_hash,
-                "hash": hash_,
+                "hash": hash_, "hash_rule": CURRENT_RULE,
             }  # fmt: skip
             rows.append(row)
         if not rows:

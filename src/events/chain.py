@@ -1,28 +1,38 @@
-"""The per-stream SHA-256 hash chain.
+"""The per-stream SHA-256 hash chain, and what covers every field of an event.
 
 Each event's ``hash`` is the lowercase hex SHA-256 of the UTF-8 bytes of a JSON
-object with exactly these keys, sorted, without whitespace, non-ASCII escaped
-(Python: ``json.dumps(doc, sort_keys=True, separators=(",", ":"))``)::
+object, its keys sorted, without whitespace, non-ASCII escaped (Python:
+``json.dumps(doc, sort_keys=True, separators=(",", ":"))``). The event's
+``hash_rule`` says which object:
 
-    event_id, occurred_at, prev_hash, provider, raw_sha256, recorded_at,
-    stream, stream_version, type
+- rule 1 (events recorded before issue 13): ``event_id, occurred_at, prev_hash,
+  provider, raw_sha256, recorded_at, stream, stream_version, type``;
+- rule 2: the same keys plus ``metadata`` (the event's metadata object itself,
+  nested) and ``rule`` (the number 2).
 
 Timestamps are UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (``occurred_at`` may be
 null); ``raw_sha256`` is the hex SHA-256 of the exact bytes received; ``prev_hash``
-is the previous event's hash in the stream, or 64 zeros for version 1.
+is the previous event's hash in the stream, or 64 zeros for version 1. The
+``payload`` is not hashed: it is the JSON value of ``raw`` and is checked against
+it (``payload_matches``); ``position`` is covered by the Merkle tree's order.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _quote
+from typing import Any
 
 from events.errors import ChainBroken
 from events.model import RecordedEvent
 
 GENESIS = "0" * 64
+RULES = (1, 2)
+CURRENT_RULE = 2
 
 
 def format_time(moment: datetime) -> str:
@@ -46,8 +56,10 @@ def event_hash(
     occurred_at: datetime | None,
     recorded_at: datetime,
     raw_sha256: str,
+    metadata: Mapping[str, Any] | None = None,
+    rule: int = CURRENT_RULE,
 ) -> str:
-    """Hash one event onto its predecessor's hash.
+    """Hash one event onto its predecessor's hash, under hashing rule ``rule``.
 
     The canonical text is written out field by field, in sorted key order, with
     the same string escaping as ``json.dumps`` (the appender calls this for every
@@ -55,18 +67,46 @@ def event_hash(
     it against ``json.dumps`` of the documented object.
     """
     occurred = _quote(format_time(occurred_at)) if occurred_at is not None else "null"
+    if rule == 1:
+        middle, extra = "", ""
+    elif rule == 2:
+        middle = f'"metadata":{canonical_metadata(metadata or {})},'
+        extra = '"rule":2,'
+    else:
+        raise ValueError(f"no hashing rule {rule}")
     encoded = (
-        f'{{"event_id":{_quote(event_id)},"occurred_at":{occurred},'
+        f'{{"event_id":{_quote(event_id)},{middle}"occurred_at":{occurred},'
         f'"prev_hash":{_quote(prev_hash)},"provider":{_quote(provider)},'
         f'"raw_sha256":{_quote(raw_sha256)},"recorded_at":{_quote(format_time(recorded_at))},'
-        f'"stream":{_quote(stream)},"stream_version":{int(stream_version)},'
+        f'{extra}"stream":{_quote(stream)},"stream_version":{int(stream_version)},'
         f'"type":{_quote(type)}}}'
     )
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
+def canonical_metadata(metadata: Mapping[str, Any]) -> str:
+    """Metadata as rule 2 hashes it. Only strings, integers, booleans, null,
+    arrays and objects: those come back from jsonb exactly as they went in (a
+    float might not keep its spelling), so a float is refused at append time."""
+    _check_exact(metadata)
+    return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _check_exact(value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("metadata keys are strings")
+            _check_exact(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_exact(item)
+    elif value is not None and not isinstance(value, str | int):
+        raise ValueError(f"metadata holds a {type(value).__name__}; only exact JSON values")
+
+
 def recorded_hash(event: RecordedEvent, prev_hash: str) -> str:
-    """Recompute a recorded event's hash from its fields."""
+    """Recompute a recorded event's hash from its fields, under its own rule."""
     return event_hash(
         prev_hash=prev_hash,
         stream=event.stream,
@@ -77,7 +117,72 @@ def recorded_hash(event: RecordedEvent, prev_hash: str) -> str:
         occurred_at=event.occurred_at,
         recorded_at=event.recorded_at,
         raw_sha256=hashlib.sha256(event.raw).hexdigest(),
+        metadata=event.metadata,
+        rule=event.hash_rule,
     )
+
+
+def payload_matches(raw: bytes, payload: Any) -> bool:
+    """Whether ``payload`` is the JSON value of ``raw``, as the intake stores it.
+
+    Equal as JSON values: the same kinds, objects with the same keys, arrays of
+    the same length; strings equal once every U+0000 of raw's (which jsonb cannot
+    hold) is U+FFFD; a number raw writes as an integer equals the payload's
+    exactly, any other number when both are the same IEEE 754 double (that is
+    how the intake reads it).
+    """
+    try:
+        value = json.loads(raw, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return False
+    try:
+        return _same(without_nul(value), payload)
+    except RecursionError:
+        return False
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _same(raw: Any, stored: Any) -> bool:
+    if isinstance(raw, str):
+        return isinstance(stored, str) and raw == stored
+    if raw is None or isinstance(raw, bool):
+        return stored is raw
+    if isinstance(raw, int):
+        return type(stored) is int and stored == raw
+    if isinstance(raw, float):
+        if isinstance(stored, bool) or not isinstance(stored, int | float):
+            return False
+        try:
+            return math.isfinite(raw) and float(stored) == raw
+        except OverflowError:
+            return False
+    if isinstance(raw, list):
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(raw)
+            and all(_same(a, b) for a, b in zip(raw, stored, strict=True))
+        )
+    if isinstance(raw, dict):
+        if not isinstance(stored, dict) or len(stored) != len(raw):
+            return False
+        return all(key in stored and _same(item, stored[key]) for key, item in raw.items())
+    return False
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every U+0000 in its strings and keys as U+FFFD, as the
+    payload is stored (jsonb cannot hold U+0000); keys that become equal keep the
+    last value."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
 
 
 def verify_stream(events: Iterable[RecordedEvent]) -> int:
@@ -87,6 +192,7 @@ def verify_stream(events: Iterable[RecordedEvent]) -> int:
     """
     expected_prev = GENESIS
     count = 0
+    rule = 1
     stream = ""
     for count, event in enumerate(events, start=1):
         stream = event.stream
@@ -94,7 +200,12 @@ def verify_stream(events: Iterable[RecordedEvent]) -> int:
             raise ChainBroken(stream, count, f"found version {event.stream_version}")
         if event.prev_hash != expected_prev:
             raise ChainBroken(stream, count, "prev_hash does not match the previous hash")
+        if event.hash_rule not in RULES or event.hash_rule < rule:
+            raise ChainBroken(stream, count, f"hash rule {event.hash_rule} follows rule {rule}")
+        rule = event.hash_rule
         if recorded_hash(event, expected_prev) != event.hash:
             raise ChainBroken(stream, count, "hash does not match the event's contents")
+        if not payload_matches(event.raw, event.payload):
+            raise ChainBroken(stream, count, "payload is not the JSON value of raw")
         expected_prev = event.hash
     return count

@@ -16,6 +16,7 @@ package (``api.rejections``, ``exporter.errors``, ``scheduler.errors``), so
     │   ├── DatabaseUnavailable           the database does not answer
     │   ├── AppenderStopped               the process is shutting down
     │   ├── UpstreamUnavailable           a Google Cloud service did not answer
+    │   ├── TreeBehind                    the tree or its checkpoints lag the events asked for
     │   ├── DestinationUnavailable (exporter)  an export destination (BigQuery) does not answer
     │   └── NotDueYet (scheduler)         a timer's task came before its time
     ├── DatabaseRefused                   the database rejected a statement for another reason (500)
@@ -25,7 +26,8 @@ package (``api.rejections``, ``exporter.errors``, ``scheduler.errors``), so
     ├── DestinationRefused (exporter)     a destination refused a write (schema, access, busy)
     ├── MigrationError                    a migration is missing, edited or failed
     ├── ReplayFailed                      a rebuild of projections failed (the live tables stand)
-    └── ChainBroken                       a stream's hash chain does not verify
+    ├── ChainBroken                       a stream's hash chain does not verify
+    └── TreeBroken                        the Merkle tree or a checkpoint disagrees with the ledger
 
 Unmarked classes are in this module; ``(api)`` is ``api.rejections``,
 ``(exporter)`` ``exporter.errors``, ``(scheduler)`` ``scheduler.errors``.
@@ -66,6 +68,10 @@ class UpstreamUnavailable(Unavailable):
     code = "upstream_unavailable"
 
 
+class TreeBehind(Unavailable):
+    code = "tree_behind"
+
+
 class DatabaseRefused(HookledgerError):
     code = "database_refused"
 
@@ -101,3 +107,15 @@ class ChainBroken(HookledgerError):
         self.stream = stream
         self.version = version
         self.reason = reason
+
+
+class TreeBroken(HookledgerError):
+    """The ledger is not the one the tree or a checkpoint describes; ``position``
+    is the first event known to differ (0 when only a range is known)."""
+
+    code = "tree_broken"
+
+    def __init__(self, reason: str, position: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.position = position

@@ -129,3 +129,104 @@ def verify_consistency(
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+# --- the same tree from stored nodes -------------------------------------------------
+#
+# A tree kept in a database stores every complete subtree as a node (level L,
+# index i) over leaves [i * 2^L, (i + 1) * 2^L); level 0 holds the leaf hashes.
+# Every subtree a proof needs starts at a multiple of a power of two at least as
+# large as itself, so its hash folds from at most 64 stored nodes.
+
+NodeKey = tuple[int, int]
+Span = tuple[int, int]  # (first leaf, number of leaves)
+
+
+def span_nodes(span: Span) -> list[NodeKey]:
+    """The stored nodes whose hashes make up the subtree ``span``, left to right."""
+    start, count = span
+    keys: list[NodeKey] = []
+    for level in range(count.bit_length() - 1, -1, -1):
+        if count >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+def span_hash(span: Span, nodes: dict[NodeKey, bytes]) -> bytes:
+    """The head of the subtree ``span`` from its stored nodes."""
+    keys = span_nodes(span)
+    if not keys:
+        return EMPTY_ROOT
+    head = nodes[keys[-1]]
+    for key in reversed(keys[:-1]):
+        head = node_hash(nodes[key], head)
+    return head
+
+
+def inclusion_spans(index: int, size: int) -> list[Span]:
+    """The subtrees whose heads make the audit path of leaf ``index`` in a tree
+    of ``size`` leaves, in proof order."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of {size}")
+    spans: list[Span] = []
+    start, count, m = 0, size, index
+    while count > 1:
+        k = _split(count)
+        if m < k:
+            spans.append((start + k, count - k))
+            count = k
+        else:
+            spans.append((start, k))
+            start, count, m = start + k, count - k, m - k
+    return spans[::-1]
+
+
+def consistency_spans(old_size: int, new_size: int) -> list[Span]:
+    """The subtrees whose heads make the consistency proof from ``old_size`` to
+    ``new_size`` leaves, in proof order."""
+    if not 0 < old_size <= new_size:
+        raise ValueError(f"no consistency proof from {old_size} to {new_size} leaves")
+    spans: list[Span] = []
+    start, count, m, complete = 0, new_size, old_size, True
+    while m != count:
+        k = _split(count)
+        if m <= k:
+            spans.append((start + k, count - k))
+            count = k
+        else:
+            spans.append((start, k))
+            start, count, m, complete = start + k, count - k, m - k, False
+    if not complete:
+        spans.append((start, count))
+    return spans[::-1]
+
+
+def frontier_nodes(size: int) -> list[NodeKey]:
+    """The complete subtrees of a tree of ``size`` leaves that later leaves will
+    be hashed onto: one per bit set in ``size``."""
+    return [(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1]
+
+
+def append_leaves(
+    size: int, frontier: dict[int, bytes], leaves: list[bytes]
+) -> list[tuple[int, int, bytes]]:
+    """Grow a tree of ``size`` leaves by ``leaves`` (leaf data); ``frontier``
+    (level to hash of ``frontier_nodes(size)``) is updated in place. Returns
+    every node completed, as (level, index, hash), level 0 first for each leaf."""
+    made: list[tuple[int, int, bytes]] = []
+    for data in leaves:
+        head, level, index = leaf_hash(data), 0, size
+        made.append((0, index, head))
+        while index & 1:
+            head = node_hash(frontier.pop(level), head)
+            level, index = level + 1, index >> 1
+            made.append((level, index, head))
+        frontier[level] = head
+        size += 1
+    return made
+
+
+def frontier_root(size: int, frontier: dict[int, bytes]) -> bytes:
+    """The tree head of ``size`` leaves from its frontier."""
+    return span_hash((0, size), {key: frontier[key[0]] for key in frontier_nodes(size)})

@@ -56,3 +56,4 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     metadata: dict[str, Any]
     prev_hash: str
     hash: str
+    hash_rule: int = 1  # which rule of events/chain.py made ``hash``

@@ -42,18 +42,18 @@ WHERE stream = ANY(%b::text[])
 -- msgspec, where a dozen binary arrays cost more to build than the rest of the
 -- batch. The raw bodies travel as base64.
 INSERT INTO events (provider, event_id, stream, stream_version, type, occurred_at,
-                    recorded_at, payload, raw, metadata, prev_hash, hash)
+                    recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule)
 SELECT provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, decode(raw, 'base64'), metadata, prev_hash, hash
+       recorded_at, payload, decode(raw, 'base64'), metadata, prev_hash, hash, hash_rule
 FROM jsonb_to_recordset(%s::jsonb)
      AS t(provider text, event_id text, stream text, stream_version int8, type text,
           occurred_at timestamptz, recorded_at timestamptz, payload jsonb, raw text,
-          metadata jsonb, prev_hash text, hash text)
+          metadata jsonb, prev_hash text, hash text, hash_rule int2)
 RETURNING position, provider, event_id
 
 -- name: read_after
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash
+       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
 FROM events
 WHERE position > %s
 ORDER BY position
@@ -61,14 +61,14 @@ LIMIT %s
 
 -- name: read_stream
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash
+       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
 FROM events
 WHERE stream = %s
 ORDER BY stream_version
 
 -- name: read_all_by_stream
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash
+       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
 FROM events
 ORDER BY stream, stream_version
 
@@ -148,6 +148,61 @@ ORDER BY name
 
 -- name: read_position
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash
+       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
 FROM events
 WHERE position = %s
+
+-- name: tree_size
+SELECT coalesce(max(leaf_index) + 1, 0) FROM tree_leaves
+
+-- name: tree_nodes
+-- Stored nodes by (level, index): level 0 from the leaves.
+SELECT 0::int2, leaf_index, hash FROM tree_leaves
+WHERE leaf_index = ANY(%s::int8[])
+UNION ALL
+SELECT level, index, hash FROM tree_nodes
+WHERE (level, index) IN (SELECT * FROM unnest(%s::int2[], %s::int8[]))
+
+-- name: tree_leaf_at
+SELECT leaf_index, hash FROM tree_leaves WHERE position = %s
+
+-- name: tree_leaves_of_stream
+SELECT l.position, l.leaf_index, l.hash FROM events AS e
+JOIN tree_leaves AS l USING (position)
+WHERE e.stream = %s
+
+-- name: tree_leaf_event
+-- The event behind leaf %s, if the ledger still has it.
+SELECT l.position, e.hash FROM tree_leaves AS l
+LEFT JOIN events AS e USING (position)
+WHERE l.leaf_index = %s
+
+-- name: event_hashes_in_order
+-- What the tree is built from: every event's position and hash, in order.
+SELECT position, hash FROM events ORDER BY position
+
+-- name: tree_leaf_hashes_in_order
+SELECT leaf_index, position, hash FROM tree_leaves ORDER BY leaf_index
+
+-- name: record_checkpoint
+INSERT INTO tree_checkpoints (size, root, origin, note, key_fingerprint)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (size) DO NOTHING
+RETURNING signed_at
+
+-- name: latest_checkpoint
+SELECT size, root, origin, note, key_fingerprint, signed_at
+FROM tree_checkpoints ORDER BY size DESC LIMIT 1
+
+-- name: checkpoint_at
+SELECT size, root, origin, note, key_fingerprint, signed_at
+FROM tree_checkpoints WHERE size = %s
+
+-- name: checkpoint_covering
+-- The first checkpoint whose tree holds leaf %s (the smallest covering it).
+SELECT size, root, origin, note, key_fingerprint, signed_at
+FROM tree_checkpoints WHERE size > %s ORDER BY size LIMIT 1
+
+-- name: all_checkpoints
+SELECT size, root, origin, note, key_fingerprint, signed_at
+FROM tree_checkpoints ORDER BY size

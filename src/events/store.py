@@ -17,7 +17,7 @@ from events.queries import QUERIES
 def to_event(row: Row) -> RecordedEvent:
     """Build an event from a row of the ledger's standard column list."""
     (position, provider, event_id, stream, version, type_, occurred_at, recorded_at,
-     payload, raw, metadata, prev_hash, hash_) = row  # fmt: skip
+     payload, raw, metadata, prev_hash, hash_, hash_rule) = row  # fmt: skip
     return RecordedEvent(
         position=position,
         provider=provider,
@@ -32,6 +32,7 @@ def to_event(row: Row) -> RecordedEvent:
         metadata=metadata,
         prev_hash=prev_hash,
         hash=hash_,
+        hash_rule=hash_rule,
     )
 
 

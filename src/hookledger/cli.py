@@ -375,7 +375,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _history(settings: Settings, args: argparse.Namespace) -> int:
-    from api.routes.reads import audit_view
+    from events.evidence import event_view
     from events.store import read_stream
 
     async def run(db: Database) -> int:
@@ -388,10 +388,10 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
         if args.json:
-            print(json.dumps([audit_view(e) for e in events], indent=2))
+            print(json.dumps([event_view(e) for e in events], indent=2))
             return 0
         rows = [("VER", "POSITION", "RECORDED_AT", "PROVIDER", "TYPE", "EVENT_ID", "HASH")]
-        for view in map(audit_view, events):
+        for view in map(event_view, events):
             rows.append((
                 str(view["version"]), str(view["position"]), view["recorded_at"],
                 view["provider"], view["type"], view["event_id"], view["hash"][:16],

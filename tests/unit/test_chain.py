@@ -12,7 +12,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from events.chain import GENESIS, event_hash, format_time, recorded_hash, verify_stream
+from events.chain import (
+    GENESIS,
+    event_hash,
+    format_time,
+    payload_matches,
+    recorded_hash,
+    verify_stream,
+)
 from events.errors import ChainBroken
 from events.model import RecordedEvent
 
@@ -20,6 +27,8 @@ EXAMPLES = settings(max_examples=50, deadline=None)
 
 HASHED_FIELDS = (
     "event_id",
+    "metadata",
+    "payload",
     "occurred_at",
     "prev_hash",
     "provider",
@@ -49,7 +58,28 @@ class Fields(msgspec.Struct, frozen=True):
     occurred_at: datetime | None
     recorded_at: datetime
     raw: bytes
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
+
+# JSON values as providers send them; the payload is what raw parses to.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+exact_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 fields = st.builds(
     Fields,
@@ -58,11 +88,23 @@ fields = st.builds(
     type=names,
     occurred_at=st.none() | moments,
     recorded_at=moments,
-    raw=st.binary(max_size=40),
+    raw=st.builds(lambda v: json.dumps(v).encode(), json_values),
+    metadata=st.dictionaries(st.text(max_size=8), exact_values, max_size=3),
 )
 
 
-def build_chain(stream: str, items: list[Fields]) -> list[RecordedEvent]:
+def as_stored(value: Any) -> Any:
+    """A parsed body as jsonb holds it: NUL characters become U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {as_stored(k): as_stored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_stored(v) for v in value]
+    return value
+
+
+def build_chain(stream: str, items: list[Fields], rule: int = 2) -> list[RecordedEvent]:
     """Events as the appender records them: versions 1..n, each hashed onto the last."""
     chain: list[RecordedEvent] = []
     prev = GENESIS
@@ -77,6 +119,8 @@ def build_chain(stream: str, items: list[Fields]) -> list[RecordedEvent]:
             occurred_at=item.occurred_at,
             recorded_at=item.recorded_at,
             raw_sha256=hashlib.sha256(item.raw).hexdigest(),
+            metadata=item.metadata,
+            rule=rule,
         )
         chain.append(
             RecordedEvent(
@@ -88,11 +132,12 @@ def build_chain(stream: str, items: list[Fields]) -> list[RecordedEvent]:
                 type=item.type,
                 occurred_at=item.occurred_at,
                 recorded_at=item.recorded_at,
-                payload={"n": version},
+                payload=as_stored(json.loads(item.raw)),
                 raw=item.raw,
-                metadata={},
+                metadata=item.metadata,
                 prev_hash=prev,
                 hash=digest,
+                hash_rule=rule,
             )
         )
         prev = digest
@@ -100,6 +145,7 @@ def build_chain(stream: str, items: list[Fields]) -> list[RecordedEvent]:
 
 
 chains = st.builds(build_chain, names, st.lists(fields, min_size=1, max_size=6))
+rule_1_chains = st.builds(build_chain, names, st.lists(fields, min_size=1, max_size=6), st.just(1))
 long_chains = st.builds(build_chain, names, st.lists(fields, min_size=2, max_size=6))
 
 
@@ -116,6 +162,14 @@ def altered(event: RecordedEvent, field: str, data: st.DataObject) -> RecordedEv
         new = data.draw(st.integers(min_value=0, max_value=1000).filter(lambda v: v != old))
     elif field == "raw":
         new = data.draw(st.binary(max_size=40).filter(lambda v: v != old))
+    elif field == "payload":
+        new = data.draw(json_values.filter(lambda v: not payload_matches(event.raw, v)))
+    elif field == "metadata":
+        new = data.draw(
+            st.dictionaries(st.text(max_size=8), exact_values, max_size=3).filter(
+                lambda v: v != old
+            )
+        )
     elif field == "prev_hash":
         new = data.draw(st.text("0123456789abcdef", min_size=64, max_size=64))
     else:
@@ -141,13 +195,45 @@ def test_verify_stream_accepts_an_empty_stream() -> None:
 
 @EXAMPLES
 @given(chain=chains)
-def test_verify_stream_ignores_fields_outside_the_hash(chain: list[RecordedEvent]) -> None:
-    # position, payload and metadata are not hashed: raw bytes carry the body.
-    changed = [
-        msgspec.structs.replace(e, position=-1, payload={"other": True}, metadata={"x": 1})
-        for e in chain
-    ]
+def test_verify_stream_ignores_only_the_position(chain: list[RecordedEvent]) -> None:
+    # The position is the ledger's order, covered by the Merkle tree, not the chain.
+    changed = [msgspec.structs.replace(e, position=-1) for e in chain]
     assert verify_stream(changed) == len(chain)
+
+
+@EXAMPLES
+@given(chain=rule_1_chains)
+def test_events_hashed_under_rule_1_keep_verifying(chain: list[RecordedEvent]) -> None:
+    assert verify_stream(chain) == len(chain)
+
+
+@EXAMPLES
+@given(chain=chains, index=st.integers(min_value=0))
+def test_an_event_relabelled_from_rule_2_to_rule_1_is_refused(
+    chain: list[RecordedEvent], index: int
+) -> None:
+    index %= len(chain)
+    tampered = list(chain)
+    tampered[index] = msgspec.structs.replace(chain[index], hash_rule=1)
+    with pytest.raises(ChainBroken) as caught:
+        verify_stream(tampered)
+    assert caught.value.version == index + 1
+
+
+def test_a_rule_1_event_after_a_rule_2_event_is_refused() -> None:
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    items = [Fields("veriff", f"id-{n}", "t", None, moment, b"{}") for n in range(2)]
+    first = build_chain("s", items[:1])[0]
+    second = event_hash(
+        prev_hash=first.hash, stream="s", stream_version=2, provider="veriff", event_id="id-1",
+        type="t", occurred_at=None, recorded_at=moment,
+        raw_sha256=hashlib.sha256(b"{}").hexdigest(), rule=1,
+    )  # fmt: skip
+    later = msgspec.structs.replace(
+        first, stream_version=2, event_id="id-1", prev_hash=first.hash, hash=second, hash_rule=1
+    )
+    with pytest.raises(ChainBroken, match="rule 1 follows rule 2"):
+        verify_stream([first, later])
 
 
 # --- tampering ----------------------------------------------------------------------
@@ -282,7 +368,7 @@ def auditor_time(moment: datetime) -> str:
 
 def auditor_hash(event: RecordedEvent) -> str:
     """The auditor's rule from events/chain.py, without calling hookledger's hashing."""
-    doc = {
+    doc: dict[str, Any] = {
         "event_id": event.event_id,
         "occurred_at": None if event.occurred_at is None else auditor_time(event.occurred_at),
         "prev_hash": event.prev_hash,
@@ -293,19 +379,90 @@ def auditor_hash(event: RecordedEvent) -> str:
         "stream_version": event.stream_version,
         "type": event.type,
     }
+    if event.hash_rule == 2:
+        doc["metadata"] = event.metadata
+        doc["rule"] = 2
     return hashlib.sha256(
         json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
 
 
 @EXAMPLES
-@given(chain=chains)
+@given(chain=chains | rule_1_chains)
 def test_auditor_rule_reproduces_every_recorded_hash(chain: list[RecordedEvent]) -> None:
     prev = GENESIS
     for event in chain:
         assert event.prev_hash == prev
         assert auditor_hash(event) == event.hash
         prev = event.hash
+
+
+def test_rule_2_matches_a_pinned_hash() -> None:
+    digest = event_hash(
+        prev_hash=GENESIS,
+        stream="order-42",
+        stream_version=1,
+        provider="post-purchase",
+        event_id="msg_1",
+        type="order.created",
+        occurred_at=None,
+        recorded_at=datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=UTC),
+        raw_sha256=hashlib.sha256(b"{}").hexdigest(),
+        metadata={"scheme": "hmac", "headers": {"x-sig": "ä"}, "offset": 3},
+    )
+    doc = (
+        '{"event_id":"msg_1","metadata":{"headers":{"x-sig":"\\u00e4"},"offset":3,'
+        '"scheme":"hmac"},"occurred_at":null,"prev_hash":"' + GENESIS + '",'
+        '"provider":"post-purchase","raw_sha256":"'
+        + hashlib.sha256(b"{}").hexdigest()
+        + '","recorded_at":"2024-05-01T12:30:00.123456Z","rule":2,"stream":"order-42",'
+        '"stream_version":1,"type":"order.created"}'
+    )
+    assert digest == hashlib.sha256(doc.encode()).hexdigest()
+
+
+def test_metadata_with_a_float_is_refused_at_append_time() -> None:
+    # A float might come back from jsonb spelt differently (1e16 as 10000000000000000).
+    with pytest.raises(ValueError, match="float"):
+        event_hash(
+            prev_hash=GENESIS, stream="s", stream_version=1, provider="p", event_id="e",
+            type="t", occurred_at=None, recorded_at=datetime(2024, 1, 1, tzinfo=UTC),
+            raw_sha256="0" * 64, metadata={"n": 1e16},
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "payload"),
+    [
+        (b'{"a":1E2}', {"a": 100.0}),
+        (b'{"a":1e300}', {"a": 10**300}),  # jsonb spells a large float as digits
+        (b'{"a":1.5e-7}', {"a": 1.5e-7}),
+        (b'{"a":123456789012345678901234567890}', {"a": 123456789012345678901234567890}),
+        (b'{"a":"x\\u0000y"}', {"a": "x\ufffdy"}),
+        (b'{"a":1,"a":2}', {"a": 2}),
+        (b"[0.1000000000000000055511151231257827]", [0.1]),
+    ],
+)
+def test_a_payload_as_the_intake_stores_it_matches_its_raw(raw: bytes, payload: Any) -> None:
+    assert payload_matches(raw, payload)
+
+
+@pytest.mark.parametrize(
+    ("raw", "payload"),
+    [
+        (b'{"status":"approved"}', {"status": "forged"}),
+        (b'{"a":1}', {"a": True}),
+        (b'{"a":true}', {"a": 1}),
+        (b'{"a":1}', {"a": 1.0}),
+        (b'{"a":1}', {"a": 1, "b": 2}),
+        (b'{"a":[1,2]}', {"a": [2, 1]}),
+        (b'{"a":null}', {"a": "null"}),
+        (b"not json", {}),
+        (b'{"a":NaN}', {"a": None}),
+    ],
+)
+def test_a_payload_that_is_not_its_raw_does_not_match(raw: bytes, payload: Any) -> None:
+    assert not payload_matches(raw, payload)
 
 
 def test_auditor_rule_matches_a_pinned_hash() -> None:
@@ -320,6 +477,7 @@ def test_auditor_rule_matches_a_pinned_hash() -> None:
         occurred_at=None,
         recorded_at=datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=UTC),
         raw_sha256=hashlib.sha256(b"{}").hexdigest(),
+        rule=1,
     )
     doc = (
         '{"event_id":"msg_1","occurred_at":null,"prev_hash":"' + GENESIS + '",'
@@ -333,7 +491,9 @@ def test_auditor_rule_matches_a_pinned_hash() -> None:
 
 def test_auditor_rule_escapes_non_ascii_text() -> None:
     moment = datetime(2024, 1, 1, tzinfo=UTC)
-    event = build_chain("order-ä", [Fields("pröv", "id-é", "typ€", None, moment, b"")])[0]
+    event = build_chain(
+        "order-ä", [Fields("pröv", "id-é", "typ€", None, moment, b'"\\u00e9"', {"ä": "é"})]
+    )[0]
     assert auditor_hash(event) == event.hash
     assert recorded_hash(event, GENESIS) == event.hash
 

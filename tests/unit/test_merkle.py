@@ -8,10 +8,16 @@ from hypothesis import given
 
 from events.merkle import (
     EMPTY_ROOT,
+    append_leaves,
     consistency_proof,
+    consistency_spans,
+    frontier_nodes,
+    frontier_root,
     inclusion_proof,
+    inclusion_spans,
     leaf_hash,
     root,
+    span_hash,
     verify_consistency,
     verify_inclusion,
 )
@@ -72,3 +78,43 @@ def test_every_prefix_is_proved_consistent_and_a_rewritten_one_is_not(
     rewritten = root([*leaves[: old - 1], leaves[old - 1] + b"x"])
     assert not verify_consistency(old, len(leaves), rewritten, new_root, proof)
     assert not verify_consistency(old, len(leaves), old_root, EMPTY_ROOT, proof)
+
+
+# --- the tree kept as stored nodes ---------------------------------------------------
+
+
+def stored_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every node a database would hold, grown leaf by leaf as the consumer does."""
+    frontier: dict[int, bytes] = {}
+    made = append_leaves(0, frontier, leaves)
+    return {(level, index): head for level, index, head in made}
+
+
+@given(leaves=trees, cut=st.integers(min_value=0))
+def test_a_tree_grown_in_batches_has_the_heads_of_the_whole(leaves: list[bytes], cut: int) -> None:
+    cut %= len(leaves)
+    frontier: dict[int, bytes] = {}
+    append_leaves(0, frontier, leaves[:cut])
+    assert frontier_root(cut, frontier) == root(leaves[:cut])
+    made = append_leaves(cut, frontier, leaves[cut:])
+    assert frontier_root(len(leaves), frontier) == root(leaves)
+    nodes = stored_nodes(leaves)
+    assert {(lv, ix): h for lv, ix, h in made}.items() <= nodes.items()
+    assert {k: nodes[k] for k in frontier_nodes(len(leaves))} == {
+        (lv, (len(leaves) >> lv) - 1): h for lv, h in frontier.items()
+    }
+
+
+@given(leaves=trees, data=st.data())
+def test_proofs_from_stored_nodes_are_the_proofs_of_the_tree(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    size = data.draw(st.integers(1, len(leaves)))
+    index = data.draw(st.integers(0, size - 1))
+    old = data.draw(st.integers(1, size))
+    nodes = stored_nodes(leaves)
+    assert span_hash((0, size), nodes) == root(leaves[:size])
+    path = [span_hash(s, nodes) for s in inclusion_spans(index, size)]
+    assert path == inclusion_proof(leaves[:size], index)
+    proof = [span_hash(s, nodes) for s in consistency_spans(old, size)]
+    assert proof == consistency_proof(leaves[:size], old)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 from typing import Any
 
@@ -13,8 +11,7 @@ from litestar.params import FromPath
 from api.documented import AuditHistory, OrderState, errors, shaped
 from api.rejections import NotFound, Unauthorized
 from api.services import Services
-from events.chain import format_time
-from events.model import RecordedEvent
+from events.evidence import event_view
 from events.store import read_stream
 
 
@@ -31,26 +28,6 @@ def require_reader(request: Request[Any, Any, Any], services: Services) -> None:
         raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
 
 
-def audit_view(event: RecordedEvent) -> dict[str, Any]:
-    """One event as auditors read it: everything needed to recompute its hash."""
-    return {
-        "position": event.position,
-        "stream": event.stream,
-        "version": event.stream_version,
-        "provider": event.provider,
-        "event_id": event.event_id,
-        "type": event.type,
-        "occurred_at": format_time(event.occurred_at) if event.occurred_at else None,
-        "recorded_at": format_time(event.recorded_at),
-        "payload": event.payload,
-        "metadata": event.metadata,
-        "raw_base64": base64.b64encode(event.raw).decode(),
-        "raw_sha256": hashlib.sha256(event.raw).hexdigest(),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
-
-
 @get("/api/v1/orders/{order_id:str}/events", summary="An order's audit history", tags=["reads"],
      responses={**shaped(200, AuditHistory, "the order's events"),
                 **errors(400, 401, 404, 500, 503)})  # fmt: skip
@@ -65,7 +42,7 @@ async def order_events(order_id: FromPath[str], request: Request[Any, Any, Any])
     return {
         "order_id": order_id,
         "stream": events[0].stream,
-        "events": [audit_view(e) for e in events],
+        "events": [event_view(e) for e in events],
     }
 
 
