@@ -11,6 +11,14 @@ from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
 from api.reference import assets_router, render_plugins
 from api.routes.health import health, healthz, metrics, selftest
+from api.routes.proofs import (
+    checkpoint_key,
+    checkpoint_of_size,
+    consistency,
+    inclusion,
+    latest_checkpoint,
+    order_evidence,
+)
 from api.routes.reads import order_events, order_state
 from api.routes.tasks import countdown_task
 from api.routes.webhooks import receive_webhook, webhook_routes
@@ -26,6 +34,12 @@ def create_app(services: Services) -> Litestar:
             receive_webhook,
             order_events,
             order_state,
+            order_evidence,
+            latest_checkpoint,
+            checkpoint_key,
+            checkpoint_of_size,
+            consistency,
+            inclusion,
             healthz,
             health,
             metrics,

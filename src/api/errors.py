@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from api.rejections import (
+    BadQuery,
     BodyTooLarge,
     MalformedBody,
     NotFound,
@@ -35,6 +36,7 @@ RETRY_AFTER_SECONDS = 2
 
 STATUS: dict[type[HookledgerError], int] = {
     MalformedBody: 400,
+    BadQuery: 400,
     SignatureRejected: 401,
     Unauthorized: 401,
     NotFound: 404,

@@ -79,3 +79,9 @@ def signed_timestamp(stamp: str | None, now: float, tolerance: int, header: str)
     if abs(now - timestamp) > tolerance:
         raise Rejected(STALE, f"{header} is more than {tolerance} s away from now")
     return timestamp
+
+
+class BadQuery(InputError):
+    """A query or path parameter the route cannot use (400)."""
+
+    code = "bad_request"

@@ -11,6 +11,7 @@ from api.metrics import Metrics
 from api.providers.base import Adapter, FixedSecret, SecretValues
 from api.task_auth import TaskAuth
 from events.appender import Appender
+from events.checkpoint_log import SignedCheckpoint
 from events.connector import Database
 
 
@@ -37,5 +38,9 @@ class Services:
     jobs_down: Callable[[], dict[str, str]] | None = None
     # The self-test's checks, from the composition root.
     selftest: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # Signed checkpoints: sign the tree now (None without a key), and the key as
+    # a C2SP verifier key (None without a key).
+    sign_checkpoint: Callable[[], Awaitable[SignedCheckpoint | None]] | None = None
+    verifier_key: Callable[[], Awaitable[str | None]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

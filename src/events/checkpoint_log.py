@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from events import tree
 from events.checkpoint_note import Checkpoint, checkpoint_text, fingerprint, signed_note
-from events.connector import Database
+from events.connector import Database, Session
 from events.queries import QUERIES
 
 
@@ -77,6 +77,6 @@ async def checkpoint_at(db: Database, size: int) -> SignedCheckpoint | None:
     return _from_row(row) if row else None
 
 
-async def all_checkpoints(db: Database) -> list[SignedCheckpoint]:
+async def all_checkpoints(db: Database | Session) -> list[SignedCheckpoint]:
     """Every recorded checkpoint, smallest tree first."""
     return [_from_row(r) for r in await db.fetch_all(QUERIES["all_checkpoints"])]

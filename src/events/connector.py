@@ -147,11 +147,16 @@ class Session:
                 yield row
 
     async def stream_batches(
-        self, query: LiteralString, params: Sequence[Any] = (), size: int = 2000
+        self,
+        query: LiteralString,
+        params: Sequence[Any] = (),
+        size: int = 2000,
+        cursor: str = "hookledger_stream",
     ) -> AsyncIterator[list[Row]]:
         """A large result in lists of up to ``size`` rows; the next list is asked
-        for before this one is handed over, so the server works while we do."""
-        async with _translated(), self._conn.cursor(name="hookledger_stream") as cur:
+        for before this one is handed over, so the server works while we do.
+        Two results read side by side need cursors of different names."""
+        async with _translated(), self._conn.cursor(name=cursor) as cur:
             await cur.execute(query, params)
             rows = await cur.fetchmany(size)
             while rows:

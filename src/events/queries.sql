@@ -164,7 +164,9 @@ SELECT level, index, hash FROM tree_nodes
 WHERE (level, index) IN (SELECT * FROM unnest(%s::int2[], %s::int8[]))
 
 -- name: tree_leaf_at
-SELECT leaf_index, hash FROM tree_leaves WHERE position = %s
+SELECT l.leaf_index, l.hash, e.hash FROM tree_leaves AS l
+LEFT JOIN events AS e USING (position)
+WHERE l.position = %s
 
 -- name: tree_leaves_of_stream
 SELECT l.position, l.leaf_index, l.hash FROM events AS e

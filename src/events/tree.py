@@ -99,20 +99,19 @@ async def _heads(db: Database, spans: list[merkle.Span]) -> list[bytes]:
     return [merkle.span_hash(span, nodes) for span in spans]
 
 
-class Inclusion(msgspec.Struct, frozen=True):
-    """Where an event's hash sits in the tree of ``size`` leaves, and its audit path."""
+class Leaf(msgspec.Struct, frozen=True):
+    """An event's leaf: its index, the stored leaf hash, and the event's hash now
+    (None if the ledger no longer has the event)."""
 
-    position: int
-    leaf_index: int
-    size: int
-    leaf: bytes  # the leaf's data: the event's hash
-    path: list[bytes]
+    index: int
+    leaf_hash: bytes
+    event_hash: str | None
 
 
-async def leaf_of(db: Database, position: int) -> tuple[int, bytes] | None:
-    """The leaf index and leaf hash of the event at ``position``, once the tree has it."""
+async def leaf_of(db: Database, position: int) -> Leaf | None:
+    """The leaf of the event at ``position``, once the tree has it."""
     row = await db.fetch_one(QUERIES["tree_leaf_at"], (position,))
-    return (int(row[0]), bytes(row[1])) if row else None
+    return Leaf(int(row[0]), bytes(row[1]), row[2]) if row else None
 
 
 async def inclusion_proof(db: Database, leaf_index: int, size: int) -> list[bytes]:
@@ -135,10 +134,12 @@ async def consistency_proof(db: Database, old_size: int, new_size: int) -> list[
 
 
 class Rebuilt(msgspec.Struct, frozen=True):
-    """The tree recomputed from the events: its size, and its head at each size asked for."""
+    """The tree recomputed from the events: its size, its head at each size asked
+    for, and the position of the last event within each of those sizes."""
 
     size: int
     heads: dict[int, bytes]
+    last_positions: dict[int, int]
 
 
 async def rebuild(
@@ -154,6 +155,7 @@ async def rebuild(
     frontier: dict[int, bytes] = {}
     size = 0
     heads: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in sizes else {}
+    last_positions: dict[int, int] = {}
     cuts = sorted(s for s in sizes if s > 0)
     pending: list[Any] = []
     stored_batches = aiter(stored) if stored is not None else None
@@ -175,6 +177,7 @@ async def rebuild(
             merkle.append_leaves(size, frontier, datas[start : start + take])
             size, start = size + take, start + take
             heads[size] = merkle.frontier_root(size, frontier)
+            last_positions[size] = int(batch[start - 1][0])
         merkle.append_leaves(size, frontier, datas[start:])
         size += len(datas) - start
     if stored_batches is not None:
@@ -186,7 +189,7 @@ async def rebuild(
                 f" {size} events: its tail was removed",
                 int(position),
             )
-    return Rebuilt(size=size, heads=heads)
+    return Rebuilt(size=size, heads=heads, last_positions=last_positions)
 
 
 def _same_leaf(stored: Any, index: int, position: int, data: bytes) -> None:

@@ -12,6 +12,8 @@ from functools import partial
 from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
+from events.tree import TreeConsumer
+from hookledger.checkpointer import Checkpointer
 from hookledger.exports import bigquery_config, run_bigquery_exporter
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
@@ -45,6 +47,7 @@ class Background:
         db: Database,
         appender: Appender,
         actions: ActionSettings,
+        checkpointer: Checkpointer,
         *,
         observe_action: Callable[[str, str], None] | None = None,
         secrets: SecretStore | None = None,
@@ -55,6 +58,9 @@ class Background:
             for projection in PROJECTIONS.values()
         ]
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
+        # The tree reads only hashes: bigger batches, fewer round trips.
+        self.tree = ConsumerRunner(db, TreeConsumer(), batch_size=2000)
+        self.checkpointer = checkpointer
         self._db = db
         self._settings = settings
         self.task_sync: TaskSync | None = None
@@ -81,6 +87,8 @@ class Background:
         """Each job's name and how to start it (again)."""
         jobs: dict[str, JobFactory] = {r.consumer.name: r.run for r in self.runners}
         jobs[self.policy.consumer.name] = self.policy.run
+        jobs[self.tree.consumer.name] = self.tree.run
+        jobs["checkpoints"] = self.checkpointer.run
         jobs["timers"] = self.timers.run
         if self.task_sync is not None:
             jobs["task_sync"] = self.task_sync.run

@@ -12,40 +12,72 @@ import os
 import tempfile
 from pathlib import Path
 
-from events.checkpoint_log import SignedCheckpoint, Signer, sign_checkpoint
+from events.checkpoint_log import SignedCheckpoint, Signer, latest_checkpoint, sign_checkpoint
+from events.checkpoint_note import fingerprint, verifier_key
 from events.connector import Database
+from hookledger.checkpoint_key import load_signer
+from hookledger.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    """Signs and publishes checkpoints of the ledger's tree."""
+    """Signs and publishes checkpoints of the ledger's tree. The key is loaded at
+    first use (a Cloud KMS key is reached over the network)."""
 
-    def __init__(
-        self,
-        db: Database,
-        signer: Signer,
-        origin: str,
-        *,
-        interval: float = 60.0,
-        directory: Path | None = None,
-    ) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
-        self.signer = signer
-        self.origin = origin
-        self._interval = interval
-        self._directory = directory
+        self._settings = settings
+        self.origin = settings.checkpoint_origin
+        self._interval = settings.checkpoint_interval.total_seconds()
+        self._directory = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
+        self._signer: Signer | None = None
+        self._loaded = False
+        self._loading = asyncio.Lock()
+
+    async def signer(self) -> Signer | None:
+        """The signing key; None when checkpoints are not signed (no key set on a
+        real database)."""
+        async with self._loading:
+            if not self._loaded:
+                self._signer = await load_signer(self._settings)
+                self._loaded = True
+                if self._signer is None:
+                    log.warning(
+                        "checkpoints are not signed: set HOOKLEDGER_CHECKPOINT_KEY "
+                        "(a PEM, file:, sm:// or kms:// key)"
+                    )
+                else:
+                    log.info("checkpoint key", extra={"origin": self.origin,
+                             "key_fingerprint": fingerprint(self._signer.public_key)})  # fmt: skip
+        return self._signer
+
+    async def verifier_key(self) -> str | None:
+        """The public key as a C2SP verifier key (``origin+hash+base64``)."""
+        signer = await self.signer()
+        return None if signer is None else verifier_key(self.origin, signer.public_key)
 
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Sign every interval while the tree grows; run until cancelled."""
+        if await self.signer() is None:
+            await asyncio.Event().wait()  # nothing to sign with: idle, not dead
         while True:
             await self.checkpoint()
             await asyncio.sleep(self._interval)
 
-    async def checkpoint(self, size: int | None = None) -> SignedCheckpoint:
+    async def checkpoint(self, size: int | None = None) -> SignedCheckpoint | None:
         """Sign the tree as it stands now (or at ``size``), unless that size is
-        signed already, and publish it when new."""
-        signed, new = await sign_checkpoint(self._db, self.signer, self.origin, size)
+        signed already, and publish it when new. None without a key."""
+        signer = await self.signer()
+        if signer is None:
+            return None
+        if size is None:
+            latest = await latest_checkpoint(self._db)
+            signed, new = await sign_checkpoint(self._db, signer, self.origin)
+            if latest is not None and signed.size < latest.size:
+                return latest  # the tree lags a checkpoint already signed
+        else:
+            signed, new = await sign_checkpoint(self._db, signer, self.origin, size)
         if new:
             self.publish(signed)
         return signed

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,9 +95,35 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="JSON instead of a table")
     history.set_defaults(run=_history)
 
-    verify = commands.add_parser("verify", help="recompute every hash chain")
-    verify.add_argument("--stream", help="only this stream (e.g. order-1001)")
+    verify = commands.add_parser(
+        "verify", help="recompute every hash chain, the Merkle tree and its checkpoints"
+    )
+    verify.add_argument("--stream", help="only this stream's chain (e.g. order-1001)")
+    verify.add_argument("--checkpoint", type=Path, metavar="FILE",
+                        help="also check against a signed checkpoint you kept")  # fmt: skip
+    verify.add_argument("--key", help="the checkpoints' verifier key (or a file holding it); "
+                        "default: the configured key")  # fmt: skip
     verify.set_defaults(run=_verify)
+
+    checkpoint = commands.add_parser(
+        "checkpoint", help="sign the ledger's tree now and print the checkpoint"
+    )
+    checkpoint.add_argument("--key", action="store_true", help="print the public key instead")
+    checkpoint.set_defaults(run=_checkpoint)
+
+    evidence = commands.add_parser(
+        "evidence", help="write an order's offline evidence (events, proofs, checkpoint)"
+    )
+    evidence.add_argument("order_id")
+    evidence.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
+    evidence.set_defaults(run=_evidence)
+
+    check = commands.add_parser(
+        "verify-evidence", help="check an evidence file, with no service or database"
+    )
+    check.add_argument("file", type=Path)
+    check.add_argument("--key", help="the verifier key you hold (or a file holding it)")
+    check.set_defaults(run=_verify_evidence)
 
     send = commands.add_parser("send", help="sign a body and post it to a running service")
     send.add_argument(
@@ -274,6 +301,7 @@ def _info(settings: Settings, args: argparse.Namespace) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from hookledger.checkpoint_key import local_key_setting
     from hookledger.logs import configure
     from hookledger.secrets import provider_secrets
     from hookledger.sources import load_sources
@@ -290,6 +318,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             for setting, values in provider_secrets(settings).values():
                 if values and not os.environ.get(setting):
                     os.environ[setting] = values[0]
+            if not settings.checkpoint_key:
+                os.environ["HOOKLEDGER_CHECKPOINT_KEY"] = local_key_setting(settings)
         where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "configured"
         print(f"hookledger listening on http://{args.host}:{args.port} (database: {where})",
               flush=True)  # fmt: skip
@@ -484,6 +514,13 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from events.errors import ChainBroken
     from events.store import verify_chains
+    from hookledger.proof_commands import read_kept, verify_history
+
+    try:
+        kept_text = read_kept(args.checkpoint)
+    except OSError as exc:
+        raise SettingsError(f"cannot read {args.checkpoint}: {exc.strerror}") from None
+    kept = (args.checkpoint, kept_text) if kept_text is not None else None
 
     async def run(db: Database) -> int:
         try:
@@ -497,9 +534,35 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"ok: {_counted(report.events, 'event')} in "
               f"{_counted(report.streams, 'stream')} verify")  # fmt: skip
-        return 0
+        if args.stream is not None and kept is None:
+            return 0  # one stream's chain asked for: the tree is the whole ledger's
+        return await verify_history(db, settings, kept, args.key)
 
     return _on_database(settings, run)
+
+
+def _checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.proof_commands import checkpoint
+
+    return _on_database(settings, partial(checkpoint, settings=settings, show_key=args.key))
+
+
+def _evidence(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.proof_commands import evidence, write_evidence
+
+    async def run(db: Database) -> int:
+        code, document = await evidence(db, settings, args.order_id)
+        if code == 0:
+            write_evidence(document, args.output)
+        return code
+
+    return _on_database(settings, run)
+
+
+def _verify_evidence(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.proof_commands import verify_evidence
+
+    return verify_evidence(args.file, args.key)
 
 
 def _selftest(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from events.appender import Appender
 from events.connector import Database
 from hookledger.background import Background
+from hookledger.checkpointer import Checkpointer
 from hookledger.migrations import migrate
 from hookledger.secrets import SecretStore
 from scheduler.actions.config import ActionSettings
@@ -27,12 +28,14 @@ class Runtime:
         secrets: SecretStore,
         actions: ActionSettings,
         background: Background | None,
+        checkpointer: Checkpointer,
     ) -> None:
         self.db = db
         self.appender = appender
         self.secrets = secrets
         self.actions = actions
         self.background = background
+        self.checkpointer = checkpointer
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     def close_on_stop(self, close: Callable[[], Awaitable[None]]) -> None:

@@ -38,20 +38,47 @@ def resolve(value: str, setting: str, manager: SecretManager | None = None) -> t
     """All active values of a secret setting, references read now."""
     values: list[str] = []
     for part in split_values(value):
-        if part.startswith("file:"):
-            path = Path(part.removeprefix("file:"))
-            try:
-                values.extend(split_values(path.read_text()))
-            except OSError as exc:
-                raise SettingsError(f"{setting}: cannot read {path}: {exc.strerror}") from None
-        elif (name := reference(part)) is not None:
-            try:
-                values.extend(split_values((manager or SecretManager()).access(name)))
-            except UpstreamUnavailable as exc:
-                raise SettingsError(f"{setting}: {exc.detail}") from None
+        if part.startswith("file:") or reference(part) is not None:
+            values.extend(split_values(resolve_one(part, setting, manager)))
         else:
             values.append(part)
     return tuple(values)
+
+
+def resolve_one(value: str, setting: str, manager: SecretManager | None = None) -> str:
+    """One secret's whole text (a PEM key has spaces and lines: it is not split)."""
+    if value.startswith("file:"):
+        path = Path(value.removeprefix("file:"))
+        try:
+            return path.read_text()
+        except OSError as exc:
+            raise SettingsError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    if (name := reference(value)) is not None:
+        try:
+            return (manager or SecretManager()).access(name)
+        except UpstreamUnavailable as exc:
+            raise SettingsError(f"{setting}: {exc.detail}") from None
+    return value
+
+
+def generated_once(settings: Settings, file_name: str, make: Callable[[], str]) -> str:
+    """A local secret under the data folder, made by ``make`` on first use and
+    kept (readable by its owner only): the embedded database's stand-in for a
+    configured one."""
+    path = settings.data_dir / file_name
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: a concurrent first run either
+        # wins the link or reads the complete secret of the one that did.
+        fd, temporary = tempfile.mkstemp(dir=settings.data_dir, prefix=f".{file_name}-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make())
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text()
 
 
 class LiveSecret:
@@ -234,17 +261,8 @@ def export_hash_key(settings: Settings) -> bytes:
             "HOOKLEDGER_EXPORT_HASH_KEY is not set: the export policy replaces personal "
             "fields by a keyed hash and needs a stable secret key"
         )
-    path = settings.data_dir / LOCAL_EXPORT_KEY_FILE
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # Written aside, then linked into place: a concurrent first run either
-        # wins the link or reads the complete key of the one that did.
-        fd, temporary = tempfile.mkstemp(dir=settings.data_dir, prefix=".export-key-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(random.token_hex(32))
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
-    return path.read_text().strip().encode()
+    return (
+        generated_once(settings, LOCAL_EXPORT_KEY_FILE, lambda: random.token_hex(32))
+        .strip()
+        .encode()
+    )

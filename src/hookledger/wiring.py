@@ -21,8 +21,10 @@ from api.services import Services
 from api.task_auth import TaskAuth
 from events.appender import Appender, BatchObserver
 from events.connector import Database
+from events.tree import TREE_CONSUMER
 from hookledger import __version__
 from hookledger.background import Background, task_queue
+from hookledger.checkpointer import Checkpointer
 from hookledger.logs import configure
 from hookledger.runtime import Runtime
 from hookledger.secrets import SecretStore, live_provider_secrets
@@ -58,7 +60,7 @@ def build_services(
     providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
     metrics.register_consumers(
-        [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name]
+        [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name, TREE_CONSUMER]
     )
     tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
     services = Services(
@@ -71,6 +73,8 @@ def build_services(
         max_body_bytes=settings.max_body_bytes,
         read_tokens=tokens,
         order_status=partial(order_status, db),
+        sign_checkpoint=runtime.checkpointer.checkpoint,
+        verifier_key=runtime.checkpointer.verifier_key,
     )
     queue = None
     if settings.timer_backend == "cloudtasks":
@@ -106,6 +110,7 @@ def build_services(
                 "no task caller can authenticate: set HOOKLEDGER_TASKS_SERVICE_ACCOUNT "
                 "or HOOKLEDGER_TASKS_SECRET"
             )
+        await runtime.checkpointer.signer()  # a bad key stops the start, naming its setting
         if not tokens.values:
             log.warning("audit reads are open: set HOOKLEDGER_API_TOKEN to require a token")
         if not settings.safe_mode:
@@ -141,6 +146,7 @@ def build_runtime(
     )
     secrets = SecretStore.from_settings(settings)
     actions = action_settings(settings, secrets)
+    checkpointer = Checkpointer(db, settings)
     work = None
     if settings.background if background is None else background:
         work = build_background(
@@ -149,10 +155,11 @@ def build_runtime(
             appender,
             secrets,
             actions,
+            checkpointer,
             observe_action=observe_action,
             on_restart=on_restart,
         )
-    return Runtime(db, appender, secrets, actions, work)
+    return Runtime(db, appender, secrets, actions, work, checkpointer)
 
 
 def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, Adapter]:
@@ -213,6 +220,7 @@ def build_background(
     appender: Appender,
     secrets: SecretStore,
     action_config: ActionSettings,
+    checkpointer: Checkpointer,
     *,
     observe_action: Callable[[str, str], None] | None = None,
     on_restart: Callable[[str], None] | None = None,
@@ -224,6 +232,7 @@ def build_background(
         db,
         appender,
         action_config,
+        checkpointer,
         observe_action=observe_action,
         secrets=secrets,
         on_restart=on_restart,

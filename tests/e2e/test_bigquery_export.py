@@ -22,6 +22,7 @@ from exporter.policy import Policy
 from exporter.runner import export
 from exporter.schema import COLUMNS, Column
 from hookledger.background import Background
+from hookledger.checkpointer import Checkpointer
 from hookledger.exports import bigquery_config as exported_by
 from hookledger.exports import run_bigquery_exporter
 from hookledger.settings import Settings
@@ -246,7 +247,9 @@ class ExporterProcess:
 
 async def test_the_worker_runs_no_exporter_job_without_a_project(db: Database) -> None:
     settings = Settings(database_url="postgresql://unused")
-    background = Background(settings, db, Appender(db), action_settings(settings))
+    background = Background(
+        settings, db, Appender(db), action_settings(settings), Checkpointer(db, settings)
+    )
     try:
         assert "exporter.bigquery" not in background.jobs()
         assert "projection.orders" in background.jobs()
