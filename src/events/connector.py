@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
@@ -152,7 +152,7 @@ class Session:
         params: Sequence[Any] = (),
         size: int = 2000,
         cursor: str = "hookledger_stream",
-    ) -> AsyncIterator[list[Row]]:
+    ) -> AsyncGenerator[list[Row]]:
         """A large result in lists of up to ``size`` rows; the next list is asked
         for before this one is handed over, so the server works while we do.
         Two results read side by side need cursors of different names."""

@@ -4,6 +4,8 @@ checkpoint signed (those recorded, and any an auditor kept)."""
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -36,11 +38,16 @@ async def verify_tree(
         recorded = await all_checkpoints(session)
         sizes = {c.size for c in recorded} | {c.size for c in kept}
         stored_size = await session.fetch_one(QUERIES["tree_size"])
-        events = session.stream_batches(QUERIES["event_hashes_in_order"], size=5000)
-        leaves = session.stream_batches(
-            QUERIES["tree_leaf_hashes_in_order"], size=5000, cursor="hookledger_tree"
-        )
-        rebuilt = await tree.rebuild(events, sizes, leaves)
+        # Closed however the rebuild ends: a break found midway leaves no open cursor.
+        async with (
+            aclosing(session.stream_batches(QUERIES["event_hashes_in_order"], size=5000)) as events,
+            aclosing(
+                session.stream_batches(
+                    QUERIES["tree_leaf_hashes_in_order"], size=5000, cursor="hookledger_tree"
+                )
+            ) as leaves,  # fmt: skip
+        ):
+            rebuilt = await tree.rebuild(events, sizes, leaves)
     unchecked = 0
     claims: list[tuple[str, Checkpoint]] = []
     for signed in recorded:

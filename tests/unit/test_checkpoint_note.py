@@ -70,3 +70,17 @@ def test_a_verifier_key_with_a_changed_name_is_refused() -> None:
     text = checkpoint_note.verifier_key("log-a", key.public_key())
     with pytest.raises(ValueError, match="hash does not match"):
         checkpoint_note.parse_verifier_key("log-b" + text.removeprefix("log-a"))
+
+
+@given(
+    size=st.integers(0, 2**40), root=st.binary(min_size=32, max_size=32), bit=st.integers(0, 511)
+)
+def test_any_one_bit_change_of_a_signature_is_rejected(size: int, root: bytes, bit: int) -> None:
+    note = sign(Checkpoint(origin=NAME, size=size, root=root), NAME, KEY)
+    text, _, line = note.rstrip("\n").rpartition("\n")
+    dash, name, encoded = line.split(" ")
+    blob = bytearray(base64.b64decode(encoded))
+    blob[4 + bit // 8] ^= 1 << (bit % 8)  # the signature, after the 4-byte key hash
+    forged = f"{text}\n{dash} {name} {base64.b64encode(bytes(blob)).decode()}\n"
+    with pytest.raises(ValueError):
+        verify(forged, NAME, KEY.public_key())

@@ -118,3 +118,47 @@ def test_proofs_from_stored_nodes_are_the_proofs_of_the_tree(
     assert path == inclusion_proof(leaves[:size], index)
     proof = [span_hash(s, nodes) for s in consistency_spans(old, size)]
     assert proof == consistency_proof(leaves[:size], old)
+
+
+def flip(data: bytes, bit: int) -> bytes:
+    """``data`` with one bit inverted."""
+    bit %= len(data) * 8
+    changed = bytearray(data)
+    changed[bit // 8] ^= 1 << (bit % 8)
+    return bytes(changed)
+
+
+@given(leaves=trees, data=st.data())
+def test_any_one_bit_change_of_an_inclusion_proof_leaf_or_root_is_rejected(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    size = len(leaves)
+    index = data.draw(st.integers(0, size - 1))
+    head, leaf = root(leaves), leaf_hash(leaves[index])
+    proof = inclusion_proof(leaves, index)
+    assert verify_inclusion(leaf, index, size, proof, head)
+    bit = data.draw(st.integers(0, 255))
+    assert not verify_inclusion(flip(leaf, bit), index, size, proof, head)
+    assert not verify_inclusion(leaf, index, size, proof, flip(head, bit))
+    if proof:
+        which = data.draw(st.integers(0, len(proof) - 1))
+        changed = [*proof[:which], flip(proof[which], bit), *proof[which + 1 :]]
+        assert not verify_inclusion(leaf, index, size, changed, head)
+
+
+@given(leaves=trees, data=st.data())
+def test_any_one_bit_change_of_a_consistency_proof_or_either_root_is_rejected(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    new = len(leaves)
+    old = data.draw(st.integers(1, new))
+    old_head, new_head = root(leaves[:old]), root(leaves)
+    proof = consistency_proof(leaves, old)
+    assert verify_consistency(old, new, old_head, new_head, proof)
+    bit = data.draw(st.integers(0, 255))
+    assert not verify_consistency(old, new, flip(old_head, bit), new_head, proof)
+    assert not verify_consistency(old, new, old_head, flip(new_head, bit), proof)
+    if proof:
+        which = data.draw(st.integers(0, len(proof) - 1))
+        changed = [*proof[:which], flip(proof[which], bit), *proof[which + 1 :]]
+        assert not verify_consistency(old, new, old_head, new_head, changed)
