@@ -15,6 +15,7 @@ from pathlib import Path
 from events.checkpoint_log import SignedCheckpoint, Signer, latest_checkpoint, sign_checkpoint
 from events.checkpoint_note import fingerprint, verifier_key
 from events.connector import Database
+from events.tree import tree_size
 from hookledger.checkpoint_key import load_signer
 from hookledger.settings import Settings
 
@@ -62,7 +63,10 @@ class Checkpointer:
         if await self.signer() is None:
             await asyncio.Event().wait()  # nothing to sign with: idle, not dead
         while True:
-            await self.checkpoint()
+            latest = await latest_checkpoint(self._db)
+            # Only when the ledger grew: an idle ledger is not signed again and again.
+            if await tree_size(self._db) > (latest.size if latest is not None else 0):
+                await self.checkpoint()
             await asyncio.sleep(self._interval)
 
     async def checkpoint(self, size: int | None = None) -> SignedCheckpoint | None:
