@@ -13,7 +13,8 @@ from events.connector import Database, Session
 from events.leases import Lease, run_while_leased
 from events.model import RecordedEvent
 from events.quarantine import error_text, set_aside, sets_aside
-from events.subscription import Subscription
+from events.store import read_after
+from events.subscription import Reader, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ class ConsumerRunner:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         retry_interval: float = 1.0,
+        read: Reader = read_after,
     ) -> None:
         self._db = db
+        self._read = read
         self.consumer = consumer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -71,6 +74,7 @@ class ConsumerRunner:
             after=self.position,
             batch_size=self._batch_size,
             poll_interval=self._poll_interval,
+            read=self._read,
         )
         self.active = True
         try:

@@ -208,3 +208,7 @@ FROM tree_checkpoints WHERE size > %s ORDER BY size LIMIT 1
 -- name: all_checkpoints
 SELECT size, root, origin, note, key_fingerprint, signed_at
 FROM tree_checkpoints ORDER BY size
+
+-- name: read_hashes_after
+-- What the tree needs of each event: a light read, so it catches up fast.
+SELECT position, hash FROM events WHERE position > %s ORDER BY position LIMIT %s

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
 
 from events.connector import Database
 from events.errors import DatabaseUnavailable
@@ -15,6 +16,10 @@ from events.wakeup import Wakeup
 log = logging.getLogger(__name__)
 
 CHANNEL = "hookledger_events"
+
+Reader = Callable[[Database, int, int], Awaitable[list[Any]]]
+"""Reads up to ``limit`` events after ``position`` (``read_after``, or a lighter
+read of fewer columns for a consumer that needs less), each with a ``position``."""
 
 
 class Subscription:
@@ -31,8 +36,10 @@ class Subscription:
         after: int = 0,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
+        read: Reader = read_after,
     ) -> None:
         self._db = db
+        self._read = read
         self.position = after
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -47,7 +54,7 @@ class Subscription:
             while True:
                 await self._wakeup.listen()
                 try:
-                    events = await read_after(self._db, self.position, self._batch_size)
+                    events = await self._read(self._db, self.position, self._batch_size)
                 except DatabaseUnavailable as exc:
                     # A read is idempotent: wait and read again from the same cursor.
                     log.warning("cannot read new events", extra={"error": exc.detail})

@@ -10,15 +10,14 @@ recomputes the tree from the events alone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
 
 import msgspec
 
 from events import merkle
 from events.connector import Database, Session
-from events.errors import TreeBroken
-from events.model import RecordedEvent
+from events.errors import DataRefused, TreeBroken
 from events.queries import QUERIES
 
 TREE_CONSUMER = "tree"
@@ -35,6 +34,28 @@ def leaf_data(event_hash: str, position: int) -> bytes:
     return data
 
 
+class EventHash(msgspec.Struct, frozen=True):
+    """What the tree reads of an event."""
+
+    position: int
+    hash: str
+    event_id: str = ""  # what a consumer's runner names a failing event by
+
+
+class LeafSource(Protocol):
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+async def read_hashes_after(db: Database, position: int, limit: int) -> list[EventHash]:
+    """Up to ``limit`` events' positions and hashes after ``position``, in order."""
+    rows = await db.fetch_all(QUERIES["read_hashes_after"], (position, limit))
+    return [EventHash(int(r[0]), r[1]) for r in rows]
+
+
 class TreeConsumer:
     """Grows the stored tree by every event, in position order. It never sets an
     event aside: a leaf missing would make every later proof wrong, so a failure
@@ -42,22 +63,25 @@ class TreeConsumer:
 
     name = TREE_CONSUMER
 
-    async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
+    async def apply(self, session: Session, events: Sequence[LeafSource]) -> None:
+        try:
+            await self._grow(session, events)
+        except DataRefused as exc:
+            # Never set aside (the runner would skip the event): stop and say why.
+            raise TreeBroken(f"the tree could not take events {events[0].position}.."
+                             f"{events[-1].position}: {exc.detail}") from exc  # fmt: skip
+
+    async def _grow(self, session: Session, events: Sequence[LeafSource]) -> None:
         row = await session.fetch_one(QUERIES["tree_size"])
         size = int(row[0]) if row else 0
-        frontier = {
-            level: head
-            for (level, _), head in (await _nodes(session, merkle.frontier_nodes(size))).items()
-        }
+        stored = await _nodes(session, merkle.frontier_nodes(size))
+        frontier = {level: head for (level, _), head in stored.items()}
         made = merkle.append_leaves(size, frontier, [leaf_data(e.hash, e.position) for e in events])
         leaves = [(index, head) for level, index, head in made if level == 0]
         await session.copy_rows(
             "tree_leaves",
             ("leaf_index", "position", "hash"),
-            [
-                (index, event.position, head)
-                for (index, head), event in zip(leaves, events, strict=True)
-            ],
+            [(index, e.position, head) for (index, head), e in zip(leaves, events, strict=True)],
         )
         await session.copy_rows(
             "tree_nodes", ("level", "index", "hash"), [m for m in made if m[0] > 0]

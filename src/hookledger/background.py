@@ -12,7 +12,7 @@ from functools import partial
 from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
-from events.tree import TreeConsumer
+from events.tree import TreeConsumer, read_hashes_after
 from hookledger.checkpointer import Checkpointer
 from hookledger.exports import bigquery_config, run_bigquery_exporter
 from hookledger.secrets import SecretStore
@@ -59,7 +59,7 @@ class Background:
         ]
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
         # The tree reads only hashes: bigger batches, fewer round trips.
-        self.tree = ConsumerRunner(db, TreeConsumer(), batch_size=2000)
+        self.tree = ConsumerRunner(db, TreeConsumer(), batch_size=10_000, read=read_hashes_after)
         self.checkpointer = checkpointer
         self._db = db
         self._settings = settings

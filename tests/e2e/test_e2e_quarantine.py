@@ -80,7 +80,7 @@ def test_an_event_a_consumer_cannot_apply_is_set_aside_and_later_orders_still_co
     # Every consumer's series is there from the start, at zero.
     gauges = quarantine_gauges(countdown_server)
     assert gauges == {COUNTDOWNS: 0, "projection.orders": 0, "projection.verifications": 0,
-                      "policy.countdown": 0}  # fmt: skip
+                      "policy.countdown": 0, "tree": 0}  # fmt: skip
     poison, later = f"poison-{uuid.uuid4().hex[:8]}", f"o-{uuid.uuid4().hex[:8]}"
     plant(database_url, f"ALTER TABLE countdowns ADD CONSTRAINT planted "
                         f"CHECK (order_id <> '{poison}')")  # fmt: skip

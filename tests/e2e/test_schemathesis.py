@@ -31,6 +31,12 @@ EXPECTED_OPERATIONS = {
     "GET /healthz",
     "GET /metrics",
     "GET /__selftest",
+    "GET /api/v1/orders/{order_id}/evidence",
+    "GET /api/v1/checkpoints/latest",
+    "GET /api/v1/checkpoints/key",
+    "GET /api/v1/checkpoints/{size}",
+    "GET /api/v1/proofs/consistency",
+    "GET /api/v1/events/{position}/proof",
 }
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
