@@ -53,7 +53,7 @@ async def build_evidence(
     if not events:
         return None
     await _check_tail(db, checkpoint.size)
-    rows = await db.fetch_all(QUERIES["tree_leaves_of_stream"], (stream,))
+    rows = await db.fetch_all(QUERIES["tree_leaves_at"], ([e.position for e in events],))
     leaves = {int(r[0]): (int(r[1]), bytes(r[2])) for r in rows}
     indexes: list[int] = []
     for event in events:

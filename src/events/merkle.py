@@ -215,13 +215,14 @@ def append_leaves(
     (level to hash of ``frontier_nodes(size)``) is updated in place. Returns
     every node completed, as (level, index, hash), level 0 first for each leaf."""
     made: list[tuple[int, int, bytes]] = []
+    sha256, add = hashlib.sha256, made.append  # bound once: this runs for every event
     for data in leaves:
-        head, level, index = leaf_hash(data), 0, size
-        made.append((0, index, head))
+        head, level, index = sha256(b"\x00" + data).digest(), 0, size
+        add((0, index, head))
         while index & 1:
-            head = node_hash(frontier.pop(level), head)
+            head = sha256(b"\x01" + frontier.pop(level) + head).digest()
             level, index = level + 1, index >> 1
-            made.append((level, index, head))
+            add((level, index, head))
         frontier[level] = head
         size += 1
     return made

@@ -156,22 +156,30 @@ WHERE position = %s
 SELECT coalesce(max(leaf_index) + 1, 0) FROM tree_leaves
 
 -- name: tree_nodes
--- Stored nodes by (level, index): level 0 from the leaves.
-SELECT 0::int2, leaf_index, hash FROM tree_leaves
-WHERE leaf_index = ANY(%s::int8[])
+-- Stored nodes by (level, index): level 0 from the leaves. One index lookup per
+-- key, whatever the planner would guess for a long list (LATERAL: no hash join
+-- over the whole tree).
+SELECT 0::int2, l.leaf_index, l.hash
+FROM unnest(%s::int8[]) AS k(leaf_index)
+CROSS JOIN LATERAL (SELECT leaf_index, hash FROM tree_leaves AS t
+                    WHERE t.leaf_index = k.leaf_index) AS l
 UNION ALL
-SELECT level, index, hash FROM tree_nodes
-WHERE (level, index) IN (SELECT * FROM unnest(%s::int2[], %s::int8[]))
+SELECT n.level, n.index, n.hash
+FROM unnest(%s::int2[], %s::int8[]) AS k(level, index)
+CROSS JOIN LATERAL (SELECT level, index, hash FROM tree_nodes AS t
+                    WHERE t.level = k.level AND t.index = k.index) AS n
 
 -- name: tree_leaf_at
 SELECT l.leaf_index, l.hash, e.hash FROM tree_leaves AS l
 LEFT JOIN events AS e USING (position)
 WHERE l.position = %s
 
--- name: tree_leaves_of_stream
-SELECT l.position, l.leaf_index, l.hash FROM events AS e
-JOIN tree_leaves AS l USING (position)
-WHERE e.stream = %s
+-- name: tree_leaves_at
+-- The leaves of the events at these positions (one index lookup each).
+SELECT l.position, l.leaf_index, l.hash
+FROM unnest(%s::int8[]) AS k(position)
+CROSS JOIN LATERAL (SELECT position, leaf_index, hash FROM tree_leaves AS t
+                    WHERE t.position = k.position) AS l
 
 -- name: tree_leaf_event
 -- The event behind leaf %s, if the ledger still has it.
@@ -212,3 +220,6 @@ FROM tree_checkpoints ORDER BY size
 -- name: read_hashes_after
 -- What the tree needs of each event: a light read, so it catches up fast.
 SELECT position, hash FROM events WHERE position > %s ORDER BY position LIMIT %s
+
+-- name: commit_without_waiting
+SET LOCAL synchronous_commit = off

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -50,11 +51,15 @@ class Subscription:
         backoff = Backoff(
             "subscription", self._poll_interval, max(self._poll_interval, DATABASE_RETRY_CAP)
         )
+        ahead: asyncio.Task[list[Any]] | None = None
         try:
             while True:
                 await self._wakeup.listen()
                 try:
-                    events = await self._read(self._db, self.position, self._batch_size)
+                    if ahead is not None:
+                        events, ahead = await ahead, None
+                    else:
+                        events = await self._read(self._db, self.position, self._batch_size)
                 except DatabaseUnavailable as exc:
                     # A read is idempotent: wait and read again from the same cursor.
                     log.warning("cannot read new events", extra={"error": exc.detail})
@@ -63,8 +68,17 @@ class Subscription:
                 backoff.reset()
                 if events:
                     self.position = events[-1].position
+                    if len(events) == self._batch_size:
+                        # A full batch: more is likely waiting. Read it while this
+                        # one is applied (catching up is then as fast as the slower).
+                        ahead = asyncio.ensure_future(
+                            self._read(self._db, self.position, self._batch_size)
+                        )
                     yield events
                     continue
                 await self._wakeup.wait(self._poll_interval)
         finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
             await self._wakeup.close()

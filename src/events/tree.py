@@ -10,7 +10,7 @@ recomputes the tree from the events alone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -72,20 +72,42 @@ class TreeConsumer:
                              f"{events[-1].position}: {exc.detail}") from exc  # fmt: skip
 
     async def _grow(self, session: Session, events: Sequence[LeafSource]) -> None:
+        # The tree is derived: a crash may lose its last batches (with the
+        # checkpoint that counted them, in the same transaction), never the
+        # ledger, so its commits need not wait for the disk.
+        await session.execute(QUERIES["commit_without_waiting"])
         row = await session.fetch_one(QUERIES["tree_size"])
         size = int(row[0]) if row else 0
         stored = await _nodes(session, merkle.frontier_nodes(size))
         frontier = {level: head for (level, _), head in stored.items()}
-        made = merkle.append_leaves(size, frontier, [leaf_data(e.hash, e.position) for e in events])
-        leaves = [(index, head) for level, index, head in made if level == 0]
-        await session.copy_rows(
-            "tree_leaves",
-            ("leaf_index", "position", "hash"),
-            [(index, e.position, head) for (index, head), e in zip(leaves, events, strict=True)],
-        )
-        await session.copy_rows(
-            "tree_nodes", ("level", "index", "hash"), [m for m in made if m[0] > 0]
-        )
+        nodes: list[tuple[int, int, bytes]] = []
+
+        def leaf_lines() -> Iterator[str]:
+            # Hashed a slice at a time, each slice sent while the next is hashed;
+            # formatted by hand for COPY (bytea as \\x + hex), several times
+            # faster than adapting row by row.
+            for start in range(0, len(events), _SLICE):
+                part = events[start : start + _SLICE]
+                datas = [leaf_data(e.hash, e.position) for e in part]
+                made = merkle.append_leaves(size + start, frontier, datas)
+                nodes.extend(m for m in made if m[0] > 0)
+                leaves = [(index, head) for level, index, head in made if level == 0]
+                yield "".join(
+                    f"{index}\t{e.position}\t\\\\x{head.hex()}\n"
+                    for (index, head), e in zip(leaves, part, strict=True)
+                )
+
+        def node_lines() -> Iterator[str]:
+            for start in range(0, len(nodes), _SLICE):
+                yield "".join(
+                    f"{lv}\t{ix}\t\\\\x{h.hex()}\n" for lv, ix, h in nodes[start : start + _SLICE]
+                )
+
+        await session.copy_text("tree_leaves", ("leaf_index", "position", "hash"), leaf_lines())
+        await session.copy_text("tree_nodes", ("level", "index", "hash"), node_lines())
+
+
+_SLICE = 2000
 
 
 async def _nodes(

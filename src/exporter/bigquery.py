@@ -234,7 +234,7 @@ class BigQueryDestination:
         except HookledgerError:
             raise
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
 
     def _retry(self) -> Retry:
         return bigquery.DEFAULT_RETRY.with_timeout(self.config.timeout)
@@ -318,7 +318,7 @@ def _field(column: Column) -> bigquery.SchemaField:
     )
 
 
-def _translate(exc: Exception) -> HookledgerError:
+def translate_error(exc: Exception) -> HookledgerError:
     """A client error as unavailable (retry later) or refused (needs a person)."""
     detail = f"{type(exc).__name__}: {exc}"[:500]
     if isinstance(exc, google_errors.GoogleAPICallError):
