@@ -10,18 +10,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.cloud import bigquery
 
 from events.appender import Appender
+from events.checkpoint_log import all_checkpoints, sign_checkpoint
+from events.checkpoint_note import verify
 from events.checkpoints import consumer_lags, lock_checkpoint, read_checkpoint
 from events.connector import Database
+from events.store import read_after
+from events.tree import TreeConsumer, tree_size
 from exporter.bigquery import CHECKPOINT, BigQueryConfig, BigQueryDestination
+from exporter.checkpoints_table import CheckpointsTable
 from exporter.errors import DestinationRefused
 from exporter.follow import follow_bigquery
 from exporter.policy import Policy
 from exporter.runner import export
 from exporter.schema import COLUMNS, Column
 from hookledger.background import Background
+from hookledger.checkpoint_key import LocalSigner
 from hookledger.checkpointer import Checkpointer
 from hookledger.exports import bigquery_config as exported_by
 from hookledger.exports import run_bigquery_exporter
@@ -281,3 +288,28 @@ async def test_the_workers_exporter_follows_the_ledger_from_settings(
         await asyncio.gather(worker, return_exceptions=True)
     rows = await asyncio.to_thread(bigquery_rows, bigquery_client, bigquery_config, "position")
     assert [r["position"] for r in rows] == positions
+
+
+async def test_signed_checkpoints_are_published_to_their_own_bigquery_table_once(
+    db: Database, bigquery_config: BigQueryConfig, bigquery_client: bigquery.Client
+) -> None:
+    signer = LocalSigner(Ed25519PrivateKey.generate())
+    table = CheckpointsTable(db, bigquery_config)
+    assert await table.publish() == 0  # nothing signed yet: the table is made, empty
+    for order in ("cp-1", "cp-2"):
+        await append(db, order_events(2, order))
+        async with db.transaction() as session:
+            await TreeConsumer().apply(session, await read_after(db, await tree_size(db), 1000))
+        await sign_checkpoint(db, signer, "bq.example/log")
+    assert await table.publish() == 2
+    assert await table.publish() == 0  # published again: nothing twice
+
+    def rows() -> list[dict[str, Any]]:
+        query = f"SELECT size, root, note FROM `{table.table_id}` ORDER BY size"  # noqa: S608
+        return [dict(row) for row in bigquery_client.query(query).result()]
+
+    published = await asyncio.to_thread(rows)
+    recorded = await all_checkpoints(db)
+    assert [r["size"] for r in published] == [c.size for c in recorded]
+    for row, signed in zip(published, recorded, strict=True):
+        assert verify(row["note"], "bq.example/log", signer.public_key).root == signed.root
