@@ -223,3 +223,9 @@ SELECT position, hash FROM events WHERE position > %s ORDER BY position LIMIT %s
 
 -- name: commit_without_waiting
 SET LOCAL synchronous_commit = off
+
+-- name: read_all_by_position
+SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
+       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
+FROM events
+ORDER BY position

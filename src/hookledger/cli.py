@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="also check against a signed checkpoint you kept")  # fmt: skip
     verify.add_argument("--key", help="the checkpoints' verifier key (or a file holding it); "
                         "default: the configured key")  # fmt: skip
+    verify.add_argument("--signatures", action="store_true",
+                        help="also check every stored delivery's signature anew")  # fmt: skip
     verify.set_defaults(run=_verify)
 
     checkpoint = commands.add_parser(
@@ -514,7 +516,7 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from events.errors import ChainBroken
     from events.store import verify_chains
-    from hookledger.proof_commands import read_kept, verify_history
+    from hookledger.proof_commands import read_kept, verify_history, verify_signatures
 
     try:
         kept_text = read_kept(args.checkpoint)
@@ -534,9 +536,12 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"ok: {_counted(report.events, 'event')} in "
               f"{_counted(report.streams, 'stream')} verify")  # fmt: skip
-        if args.stream is not None and kept is None:
-            return 0  # one stream's chain asked for: the tree is the whole ledger's
-        return await verify_history(db, settings, kept, args.key)
+        code = 0
+        if args.stream is None or kept is not None:  # the tree is the whole ledger's
+            code = await verify_history(db, settings, kept, args.key)
+        if args.signatures:
+            code = max(code, await verify_signatures(db, settings))
+        return code
 
     return _on_database(settings, run)
 

@@ -171,3 +171,22 @@ async def verify_history(
 async def _configured_key(db: Database, settings: Settings) -> Key | None:
     text = await Checkpointer(db, settings).verifier_key()
     return parse_verifier_key(text) if text else None
+
+
+async def verify_signatures(db: Database, settings: Settings) -> int:
+    """Every stored delivery's signature, with the secrets configured now."""
+    from hookledger.secrets import SecretStore
+    from hookledger.signature_audit import audit_signatures
+    from hookledger.wiring import build_providers
+
+    providers = build_providers(settings, SecretStore.from_settings(settings))
+    report = await audit_signatures(db, providers)
+    for failure in report.failed:
+        print(f"BROKEN: stream {failure.stream} at version {failure.version} (position "
+              f"{failure.position}, {failure.provider}): signature: {failure.reason}")  # fmt: skip
+    line = f"signatures: {report.verified} verify, {len(report.failed)} fail"
+    if report.unverifiable:
+        count = sum(report.unverifiable.values())
+        line += f", {count} unverifiable (no secret for: {', '.join(sorted(report.unverifiable))})"
+    print(line)
+    return 1 if report.failed else 0
