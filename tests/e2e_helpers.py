@@ -156,3 +156,13 @@ def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.2) 
         time.sleep(interval)
         result = predicate()
     return result
+
+
+def signed_whole_ledger(database_url: str) -> bool:
+    """A signed checkpoint covers every event: the tree and the checkpoint job
+    have caught up with the ledger."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM events), (SELECT max(size) FROM tree_checkpoints)"
+        ).fetchone()
+    return row is not None and row[0] == row[1]

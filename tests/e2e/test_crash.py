@@ -1,4 +1,6 @@
-"""SIGKILL in the middle of a delivery storm: what was acknowledged survives, once."""
+"""SIGKILL in the middle of a delivery storm: what was acknowledged survives,
+once, with the background work (the Merkle tree and signed checkpoints among
+it) running; afterwards the tree and every checkpoint agree with the ledger."""
 
 from __future__ import annotations
 
@@ -10,12 +12,25 @@ from dataclasses import dataclass, field
 
 import httpx
 import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from events.connector import Database
 from events.store import verify_chains
-from tests.e2e_helpers import POST_PURCHASE_PATH, order_body
+from events.tree_check import verify_tree
+from tests.e2e_helpers import POST_PURCHASE_PATH, order_body, signed_whole_ledger, wait_for
 from tests.support import ServerProcess, post_purchase_headers
 
+KEY = Ed25519PrivateKey.generate()
+ORIGIN = "crash.example/log"
+CHECKPOINTING = {
+    "HOOKLEDGER_BACKGROUND": "true",
+    "HOOKLEDGER_CHECKPOINT_KEY": KEY.private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    ).decode(),
+    "HOOKLEDGER_CHECKPOINT_ORIGIN": ORIGIN,
+    "HOOKLEDGER_CHECKPOINT_INTERVAL": "1s",
+}
 DELIVERIES = 2000
 SENDERS = 16
 ORDERS = 40
@@ -76,7 +91,7 @@ async def deliver(
 async def test_every_acknowledged_webhook_survives_a_sigkill_exactly_once(
     database_url: str,
 ) -> None:
-    server = await asyncio.to_thread(ServerProcess(database_url).start)
+    server = await asyncio.to_thread(ServerProcess(database_url, env=CHECKPOINTING).start)
     port = server.port
     url = server.url + POST_PURCHASE_PATH
     deliveries = {
@@ -108,6 +123,8 @@ async def test_every_acknowledged_webhook_survives_a_sigkill_exactly_once(
         async with httpx.AsyncClient(timeout=10, limits=limits) as client:
             await asyncio.gather(killer(), *(sender(client) for _ in range(SENDERS)))
         assert server.port == port, "the restarted server must listen on the same port"
+        # The tree catches up and a checkpoint covers the whole ledger.
+        assert await asyncio.to_thread(wait_for, lambda: signed_whole_ledger(database_url), 30)
     finally:
         await asyncio.to_thread(server.stop)
 
@@ -124,7 +141,7 @@ async def test_every_acknowledged_webhook_survives_a_sigkill_exactly_once(
         ).fetchall()
         total = conn.execute("SELECT count(*) FROM events").fetchone()
     stored: dict[str, int] = dict(rows)
-    assert total is not None and total[0] == len(deliveries)
+    assert len(rows) == len(deliveries)
     assert set(stored) == set(deliveries)
     # Every acknowledgement named the position the event really has.
     mismatched = {m: (p, stored[m]) for m, p in tally.acked.items() if stored[m] != p}
@@ -134,6 +151,10 @@ async def test_every_acknowledged_webhook_survives_a_sigkill_exactly_once(
     await db.open()
     try:
         report = await verify_chains(db)
+        history = await verify_tree(db, (ORIGIN, KEY.public_key()))
     finally:
         await db.close()
-    assert (report.streams, report.events) == (ORDERS, DELIVERIES)
+    # The orders' streams hold the deliveries and the countdowns' own decisions.
+    assert total is not None and report.streams == ORDERS and report.events == total[0]
+    assert history.events == history.tree_leaves == total[0]
+    assert history.checkpoints >= 1 and history.unchecked_signatures == 0

@@ -1,7 +1,8 @@
 """Many instances on one database, as on Cloud Run: three `hookledger serve`
 (HTTP only) and two `hookledger worker`, webhooks sent to all of them, one of
 each killed (SIGKILL) mid-way. Every acknowledged webhook is recorded once,
-every countdown ends once, and the projections equal a rebuild."""
+every countdown ends once, the projections equal a rebuild, and the Merkle tree
+and the checkpoints the workers signed agree with the ledger."""
 
 from __future__ import annotations
 
@@ -13,11 +14,21 @@ from typing import Any
 import httpx
 import psycopg
 
+from hookledger.checkpoint_key import new_private_pem
 from tests.countdown_helpers import HEADSTART, WINDOW_ENV, now_order
-from tests.e2e_helpers import decision_body, run_cli, send_post_purchase, send_veriff, wait_for
+from tests.e2e_helpers import (
+    decision_body,
+    run_cli,
+    send_post_purchase,
+    send_veriff,
+    signed_whole_ledger,
+    wait_for,
+)
 from tests.integration.test_projections import TABLES
 from tests.support import ServerProcess, WorkerProcess
 
+KEY_PEM = new_private_pem()
+ENV = {**WINDOW_ENV, "HOOKLEDGER_CHECKPOINT_KEY": KEY_PEM, "HOOKLEDGER_CHECKPOINT_INTERVAL": "1s"}
 ORDERS = 40
 # Every fourth order is approved in time: its countdown is satisfied, not expired.
 APPROVED_EVERY = 4
@@ -56,9 +67,9 @@ def test_three_servers_and_two_workers_with_one_of_each_killed_lose_and_double_n
     database_url: str,
 ) -> None:
     servers = [
-        ServerProcess(database_url, env=WINDOW_ENV, args=["--no-workers"]).start() for _ in range(3)
+        ServerProcess(database_url, env=ENV, args=["--no-workers"]).start() for _ in range(3)
     ]
-    workers = [WorkerProcess(database_url, env=WINDOW_ENV).start() for _ in range(2)]
+    workers = [WorkerProcess(database_url, env=ENV).start() for _ in range(2)]
     orders = [f"m-{uuid.uuid4().hex[:8]}" for _ in range(ORDERS)]
     approved = set(orders[::APPROVED_EVERY])
     acknowledged: dict[str, str] = {}  # webhook-id -> order
@@ -91,6 +102,7 @@ def test_three_servers_and_two_workers_with_one_of_each_killed_lose_and_double_n
             list(pool.map(deliver, orders[ORDERS // 2 :]))
         assert wait_for(lambda: len(closings(database_url)) == ORDERS, 30), closings(database_url)
         assert wait_for(lambda: caught_up(database_url), 15)
+        assert wait_for(lambda: signed_whole_ledger(database_url), 15)
     finally:
         for server in servers:
             server.stop()
@@ -107,6 +119,10 @@ def test_three_servers_and_two_workers_with_one_of_each_killed_lose_and_double_n
     for order in orders:
         expected = "countdown.satisfied" if order in approved else "countdown.expired"
         assert outcomes[order] == [expected], order
+
+    checked = run_cli(database_url, "verify", env={"HOOKLEDGER_CHECKPOINT_KEY": KEY_PEM})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "matches the stored tree" in checked.stdout
 
     before = snapshot(database_url)
     rebuilt = run_cli(database_url, "replay", "--all")
