@@ -85,4 +85,18 @@ bq query --nouse_legacy_sql --quiet \
 gcloud projects add-iam-policy-binding "$PROJECT_ID" --condition=None \
     --member "$(sa hookledger-worker)" --role roles/bigquery.jobUser >/dev/null
 
+echo "== Cloud KMS key that signs checkpoints (Ed25519; it never leaves KMS)"
+gcloud services enable cloudkms.googleapis.com
+exists gcloud kms keyrings describe hookledger --location "$REGION" \
+    || gcloud kms keyrings create hookledger --location "$REGION"
+exists gcloud kms keys describe checkpoints --keyring hookledger --location "$REGION" \
+    || gcloud kms keys create checkpoints --keyring hookledger --location "$REGION" \
+        --purpose asymmetric-signing --default-algorithm ec-sign-ed25519
+for account in hookledger-api hookledger-worker; do
+    for role in roles/cloudkms.signer roles/cloudkms.publicKeyViewer; do
+        gcloud kms keys add-iam-policy-binding checkpoints --keyring hookledger \
+            --location "$REGION" --member "$(sa "$account")" --role "$role" >/dev/null
+    done
+done
+
 echo "done: now put the secrets' values in (DEPLOY.md step 4)"

@@ -15,6 +15,10 @@ fi
 gcloud config set project "$PROJECT_ID"
 gone() { "$@" --quiet >/dev/null 2>&1 || true; }  # already gone is fine
 
+echo "== the checkpoint key's version (KMS keeps the key and ring themselves)"
+gone gcloud kms keys versions destroy 1 --key checkpoints --keyring hookledger \
+    --location "$REGION"
+
 echo "== Cloud Run services and the migration job"
 gone gcloud run services delete hookledger-worker --region "$REGION"
 gone gcloud run services delete hookledger-api --region "$REGION"

@@ -14,7 +14,9 @@ WORKER = "worker"
 def missing(settings: Settings, role: str) -> list[str]:
     """The variables ``role`` (``api``: intake and reads; ``worker``: the
     background work) needs for what ``settings`` turn on, and lacks."""
-    fields = ["database_url"]
+    # Both sign checkpoints (the worker on schedule, the API on demand for
+    # evidence) and serve the key: without it no checkpoint is ever signed.
+    fields = ["database_url", "checkpoint_key", "checkpoint_origin"]
     if role == API:
         # Every built-in provider is served: each refuses all without a secret.
         fields += [adapter.secrets_field for adapter in BUILT_IN.values()]

@@ -13,7 +13,7 @@ from hookledger.settings import Settings, variable
 
 # Secret settings besides the providers' (whose fields the registry names).
 OTHER_SECRETS = ("api_token", "tasks_secret", "sendgrid_api_key",
-                 "authorizenet_transaction_key", "export_hash_key")  # fmt: skip
+                 "authorizenet_transaction_key", "export_hash_key", "checkpoint_key")  # fmt: skip
 
 
 def hide_password(url: str) -> str:
@@ -36,6 +36,8 @@ def secret_state(value: str) -> str:
         return "set (Secret Manager)"
     if value.startswith("file:"):
         return "set (file)"
+    if value.startswith(("kms://", "projects/")) and "/cryptoKeyVersions/" in value:
+        return "set (Cloud KMS)"
     return "set"
 
 
