@@ -85,6 +85,7 @@ class SelfTest:
         checks["timers"] = await self._guard(self.timers)
         checks["exporter"] = await self._guard(self.exporter)
         checks["quarantine"] = await self._guard(self.quarantine)
+        checks["proofs"] = await self._guard(self.proofs)
         checks["jobs"] = self.jobs()
         checks["secrets"] = self.secrets()
         return {
@@ -141,6 +142,20 @@ class SelfTest:
         if row is None:
             return Check(OK, "not configured (no exporter.bigquery checkpoint)")
         return Check(OK, f"at position {row[0]}, {row[1]} events behind the ledger")
+
+    async def proofs(self) -> Check:
+        row = await self._db.fetch_one(QUERIES["proofs_state"])
+        tree, signed, age = (int(row[0]), row[1], row[2]) if row else (0, None, None)
+        if not self._settings.checkpoint_key and not self._settings.embedded:
+            return Check(DEGRADED, f"tree of {tree} events; checkpoints are not signed: "
+                                   "set HOOKLEDGER_CHECKPOINT_KEY")  # fmt: skip
+        if signed is None:
+            return Check(OK, f"tree of {tree} events; no checkpoint signed yet")
+        late = 2 * self._settings.checkpoint_interval.total_seconds() + 60
+        if tree > signed and age is not None and age > late:
+            return Check(DEGRADED, f"tree of {tree} events; the newest checkpoint signs "
+                                   f"{signed}, {age:.0f} s ago: is a worker running?")  # fmt: skip
+        return Check(OK, f"tree of {tree} events; the newest checkpoint signs {signed}")
 
     async def quarantine(self) -> Check:
         counts = {name: n for name, n in (await quarantine_counts(self._db)).items() if n}

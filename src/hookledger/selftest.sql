@@ -22,3 +22,9 @@ WHERE due_at <= now() - %s * interval '1 second'
 -- name: exporter_lag
 SELECT position, (SELECT coalesce(max(position), 0) FROM events) - position
 FROM checkpoints WHERE name = 'exporter.bigquery'
+
+-- name: proofs_state
+-- The tree's size, the newest checkpoint's size and its age in seconds.
+SELECT (SELECT coalesce(max(leaf_index) + 1, 0) FROM tree_leaves),
+       (SELECT max(size) FROM tree_checkpoints),
+       (SELECT extract(epoch FROM now() - max(signed_at)) FROM tree_checkpoints)::float8

@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 
+from hookledger.checkpoint_key import new_private_pem
 from tests.countdown_helpers import now_order
 from tests.e2e_helpers import run_cli, send_post_purchase
 from tests.support import ServerProcess
@@ -21,7 +22,8 @@ TOKEN = "operator-token-for-selftest"
 
 @pytest.fixture
 def guarded_server(database_url: str) -> Iterator[ServerProcess]:
-    process = ServerProcess(database_url, env={"HOOKLEDGER_API_TOKEN": TOKEN}).start()
+    env = {"HOOKLEDGER_API_TOKEN": TOKEN, "HOOKLEDGER_CHECKPOINT_KEY": new_private_pem()}
+    process = ServerProcess(database_url, env=env).start()
     yield process
     process.stop()
 
@@ -58,6 +60,7 @@ def test_a_healthy_service_answers_every_subsystem_and_needs_the_operator_token(
         "timers": "ok",
         "exporter": "ok",
         "quarantine": "ok",
+        "proofs": "ok",
         "jobs": "ok",
         "secrets": "ok",
     }  # fmt: skip
@@ -131,3 +134,13 @@ def test_the_exporter_s_lag_is_read_from_its_checkpoint(database_url: str) -> No
         "status": "ok",
         "reason": "at position 0, 0 events behind the ledger",
     }
+
+
+def test_checkpoints_without_a_key_on_a_real_database_are_a_degradation_not_an_error(
+    database_url: str,
+) -> None:
+    code, report = selftest(database_url, HOOKLEDGER_CHECKPOINT_KEY="")
+    assert code == 0
+    proofs = report["checks"]["proofs"]
+    assert proofs["status"] == "degraded"
+    assert "HOOKLEDGER_CHECKPOINT_KEY" in proofs["reason"]
