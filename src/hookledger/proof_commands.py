@@ -162,7 +162,9 @@ async def verify_history(
         return 1
     line = (f"ok: the tree of {report.events} events matches the stored tree and "
             f"{report.checkpoints} checkpoint{'s' if report.checkpoints != 1 else ''}")  # fmt: skip
-    if report.unchecked_signatures:
+    if report.unchecked_signatures and key is None:
+        line += " (their signatures not checked: no key; pass --key)"
+    elif report.unchecked_signatures:
         line += f" ({report.unchecked_signatures} signed by another key: signatures not checked)"
     print(line)
     return 0
