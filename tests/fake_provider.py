@@ -13,6 +13,9 @@ from typing import Any, NamedTuple
 BOM = b"\xef\xbb\xbf"
 # Answer instead of a status: close the connection without answering.
 DROP = -1
+# A body that stands for the request itself: the answer echoes its headers and
+# body back, as careless error pages do.
+ECHO = b"<echo the request>"
 
 
 class Seen(NamedTuple):
@@ -72,7 +75,11 @@ class FakeProvider:
         with self._lock:
             self.requests.append(seen)
             if self._answers:
-                return self._answers.popleft()
+                status, body = self._answers.popleft()
+                if body == ECHO:
+                    echoed = {"error": "bad request", "headers": seen.headers, "body": seen.body}
+                    body = json.dumps(echoed).encode()
+                return status, body
         if seen.path.startswith("/xml/"):
             ref_id = seen.body["createTransactionRequest"]["refId"]
             return 200, anet_answer(ref_id=ref_id)

@@ -9,6 +9,7 @@ import httpx
 import msgspec
 
 from scheduler.actions.model import ActionRequest
+from scheduler.actions.scrub import scrub, secret_values
 
 # Field names (headers and body keys, any case) whose values are credentials:
 # they are sent, never recorded.
@@ -85,7 +86,20 @@ def judge_status(status: int, body: bytes) -> Verdict:
 
 async def send(client: httpx.AsyncClient, request: HttpRequest, sender: Sender) -> Verdict:
     """Send ``request`` once and judge the answer; a lost connection or a timeout
-    is worth another try."""
+    is worth another try. What is kept of the answer holds none of the request's
+    credentials (nor anything shaped like one)."""
+    verdict = await _send(client, request, sender)
+    secrets = secret_values(request.headers, SECRET_FIELDS) | secret_values(
+        request.body, SECRET_FIELDS
+    )
+    response = verdict.response
+    if response is not None and isinstance(response.get("body"), str):
+        response = {**response, "body": scrub(response["body"], secrets)}
+    error = scrub(verdict.error, secrets) if verdict.error is not None else None
+    return msgspec.structs.replace(verdict, error=error, response=response)
+
+
+async def _send(client: httpx.AsyncClient, request: HttpRequest, sender: Sender) -> Verdict:
     try:
         response = await client.request(
             request.method,
