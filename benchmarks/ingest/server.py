@@ -15,7 +15,10 @@ from pathlib import Path
 from benchmarks.ingest.requests import POST_PURCHASE_SECRET, VERIFF_SECRET
 from benchmarks.ingest.trees import CodeTree
 from benchmarks.machine import descendants
+from hookledger.checkpoint_key import new_private_pem
 
+# A fresh key per benchmark run, made the way a deployment's PEM would be.
+CHECKPOINT_KEY = new_private_pem()
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -56,6 +59,9 @@ class Server:
             "HOOKLEDGER_GROUP_COMMIT": "true" if group_commit else "false",
             # Closes the audit reads as in production, and silences the warning about it.
             "HOOKLEDGER_API_TOKEN": uuid.uuid4().hex,
+            # Checkpointing on, as in production: the tree follows the intake and
+            # a checkpoint is signed every interval (a tree without it ignores this).
+            "HOOKLEDGER_CHECKPOINT_KEY": CHECKPOINT_KEY,
         })  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -13,7 +13,6 @@ from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
 from events.tree import TreeConsumer, read_hashes_after
-from exporter.checkpoints_table import CheckpointsTable
 from hookledger.checkpointer import Checkpointer
 from hookledger.exports import bigquery_config, run_bigquery_exporter
 from hookledger.secrets import SecretStore
@@ -99,6 +98,10 @@ class Background:
             jobs["exporter.bigquery"] = partial(
                 run_bigquery_exporter, self._db, self._settings, self._bigquery
             )
+            # Imported here: the BigQuery client weighs tens of MiB in every
+            # process, and only processes that export need it.
+            from exporter.checkpoints_table import CheckpointsTable
+
             table = CheckpointsTable(self._db, self._bigquery)
             jobs["exporter.checkpoints"] = partial(table.run, self._settings.export_interval)
         return jobs
