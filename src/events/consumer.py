@@ -45,9 +45,11 @@ class ConsumerRunner:
         poll_interval: float = 1.0,
         retry_interval: float = 1.0,
         read: Reader = read_after,
+        woken: bool = True,
     ) -> None:
         self._db = db
         self._read = read
+        self._woken = woken
         self.consumer = consumer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -75,6 +77,7 @@ class ConsumerRunner:
             batch_size=self._batch_size,
             poll_interval=self._poll_interval,
             read=self._read,
+            woken=self._woken,
         )
         self.active = True
         try:

@@ -38,9 +38,13 @@ class Subscription:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         read: Reader = read_after,
+        woken: bool = True,
     ) -> None:
         self._db = db
         self._read = read
+        # Without ``woken`` it only polls: for a consumer that gains from large
+        # batches more than from a short lag (the Merkle tree), one read a poll.
+        self._woken = woken
         self.position = after
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -54,7 +58,8 @@ class Subscription:
         ahead: asyncio.Task[list[Any]] | None = None
         try:
             while True:
-                await self._wakeup.listen()
+                if self._woken:
+                    await self._wakeup.listen()
                 try:
                     if ahead is not None:
                         events, ahead = await ahead, None
@@ -76,7 +81,10 @@ class Subscription:
                         )
                     yield events
                     continue
-                await self._wakeup.wait(self._poll_interval)
+                if self._woken:
+                    await self._wakeup.wait(self._poll_interval)
+                else:
+                    await asyncio.sleep(self._poll_interval)
         finally:
             if ahead is not None:
                 ahead.cancel()

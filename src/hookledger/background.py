@@ -59,7 +59,11 @@ class Background:
         ]
         self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
         # The tree reads only hashes: bigger batches, fewer round trips.
-        self.tree = ConsumerRunner(db, TreeConsumer(), batch_size=10_000, read=read_hashes_after)
+        # The tree only has to lead the checkpoints: it reads once a second, not
+        # at every append's NOTIFY, so its cost is a few statements per second
+        # whatever the intake rate (and catching up, 10,000 events a batch).
+        self.tree = ConsumerRunner(db, TreeConsumer(), batch_size=10_000, read=read_hashes_after,
+                                   poll_interval=1.0, woken=False)  # fmt: skip
         self.checkpointer = checkpointer
         self._db = db
         self._settings = settings
