@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also measure another code tree (a checkout's directory, or a git ref of this "
         "repository), each run alternating with this tree's; its server runs on this venv",
     )
+    parser.add_argument(
+        "--checkpointing",
+        action="store_true",
+        help="also run each mode with the Merkle tree and signed checkpoints following the "
+        "intake (benchmarks.checkpointing, beside the server), alternating with runs without",
+    )
     parser.add_argument("--log-dir", type=Path, help="keep the server logs in this directory")
     parser.add_argument("--verbose", action="store_true", help="also print wrk's own report")
     return parser
@@ -77,6 +83,9 @@ def run_all(
         for tree in trees:
             named = label if len(trees) == 1 else f"{label}, {tree.label}"
             results.append(run(named, group_commit, tree, wrk, server_url, workdir, args))
+            if args.checkpointing:
+                results.append(run(f"{named}, checkpointing", group_commit, tree, wrk,
+                                   server_url, workdir, args, checkpointing=True))  # fmt: skip
     return results
 
 

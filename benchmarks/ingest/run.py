@@ -4,6 +4,7 @@ seconds, and what was measured meanwhile."""
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import threading
 import time
@@ -63,8 +64,10 @@ def run(
     server_url: str,
     workdir: Path,
     args: argparse.Namespace,
+    *,
+    checkpointing: bool = False,
 ) -> RunResult:
-    slug = ("group" if group_commit else "single") + tree.slug
+    slug = ("group" if group_commit else "single") + tree.slug + ("-cp" if checkpointing else "")
     speed = python_speed()
     with scratch_database(server_url) as url:
         server = Server(url, args.workers, group_commit, workdir / f"server-{slug}.log", tree)
@@ -77,8 +80,11 @@ def run(
             print(
                 f"[{label}] starting the server (database {url.rsplit('/', 1)[1]}) ...", flush=True
             )
+            side: subprocess.Popen[bytes] | None = None
             try:
                 server.start()
+                if checkpointing:
+                    side = subprocess.Popen([sys.executable, "-m", "benchmarks.checkpointing", url])
                 memory = PeakMemory(server.pids).start()
                 # The server refuses post-purchase timestamps older than the tolerance.
                 if time.monotonic() - started + args.duration > STANDARD_WEBHOOKS_TOLERANCE:
@@ -106,6 +112,9 @@ def run(
                 after = CpuSnapshot.take(server.pids(), url)
                 sample = server_sample(server.metrics(), memory.stop(), len(server.pids()))
             finally:
+                if side is not None:
+                    side.terminate()
+                    side.wait(30)
                 exit_code = server.stop()
         finally:
             for path in files:
@@ -116,5 +125,5 @@ def run(
     cpu = CpuUse.between(before, after, measured.seconds)
     return RunResult(
         label, events, measured, sample, cpu, counts, messages, exit_code, speed, split,
-        group_commit, tree.label,
+        group_commit, tree.label + (", checkpointing" if checkpointing else ""),
     )  # fmt: skip
