@@ -411,3 +411,22 @@ def test_payments_from_every_provider_move_the_orders_status_live_and_on_replay(
         becomes("refunded")
     finally:
         server.stop()
+
+
+def test_cli_output_cut_short_by_its_reader_ends_quietly(
+    server: ServerProcess, database_url: str
+) -> None:
+    # `hookledger history ... | head -1`: the reader leaves before the table ends.
+    for n in range(30):
+        send_post_purchase(server.url, order_body("9030", seq=n), msg_id=f"msg_pipe_{n}")
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "hookledger.cli", "history", "9030"],
+        env=cli_env(database_url), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.readline()
+    reader.stdout.close()
+    errors = reader.stderr.read().decode()
+    reader.stderr.close()
+    reader.wait(30)
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors
