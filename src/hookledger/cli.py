@@ -309,6 +309,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from hookledger.checkpoint_key import local_key_setting
+    from hookledger.http_protocol import DeadlineProtocol, connection_cap
     from hookledger.logs import configure
     from hookledger.secrets import provider_secrets
     from hookledger.sources import load_sources
@@ -347,6 +348,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=30,
+            # Each request must arrive whole in time (HOOKLEDGER_REQUEST_TIMEOUT),
+            # and connections stay below the file limit: beyond the cap, requests
+            # get 503 at once instead of the process running out of descriptors.
+            http=DeadlineProtocol,
+            limit_concurrency=connection_cap(),
         )
     return 0
 

@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Absolute, and the same from every folder: see default_data_dir.
     data_dir: Path = msgspec.field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
+    # A request must arrive whole within this of its connection opening (or of
+    # the previous answer on it): slow clients cannot hold connections for ever.
+    request_timeout: timedelta = timedelta(seconds=30)
     veriff_secret: str = ""
     post_purchase_secret: str = ""
     shopify_secret: str = ""
@@ -239,6 +242,12 @@ def _positive(value: object, setting: str) -> object:
     return value
 
 
+def _at_most_a_minute(value: object, setting: str) -> object:
+    if isinstance(value, timedelta) and not timedelta(0) < value <= timedelta(minutes=1):
+        raise SettingsError(f"{setting} must be longer than zero and at most 60s")
+    return value
+
+
 def _email(value: object, setting: str) -> str:
     local, found, domain = str(value).rpartition("@")
     if not (found and local and domain) or any(c.isspace() for c in str(value)):
@@ -264,6 +273,7 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "kms_endpoint": _web_url,
     "checkpoint_origin": _origin,
     "checkpoint_interval": _positive,
+    "request_timeout": _at_most_a_minute,
 }
 
 

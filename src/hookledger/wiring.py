@@ -22,7 +22,7 @@ from api.task_auth import TaskAuth
 from events.appender import Appender, BatchObserver
 from events.connector import Database
 from events.tree import TREE_CONSUMER
-from hookledger import __version__
+from hookledger import __version__, http_protocol
 from hookledger.background import Background, task_queue
 from hookledger.checkpointer import Checkpointer
 from hookledger.logs import configure
@@ -280,6 +280,8 @@ def app_from_env() -> Litestar:
     """
     settings = from_env(os.environ)
     configure(settings.log_level, settings.gcp_project)
+    # This process's connections (the protocol class uvicorn was given) read it.
+    http_protocol.REQUEST_TIMEOUT_SECONDS = settings.request_timeout.total_seconds()
     if not settings.database_url:
         raise SettingsError("HOOKLEDGER_DATABASE_URL is not set (use `hookledger serve`)")
     # Set by `serve --workers N` before the workers start (prometheus_client
