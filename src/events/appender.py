@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from events.errors import (
     DatabaseRefused,
     DatabaseUnavailable,
     HookledgerError,
+    Overloaded,
     WriteConflict,
 )
 from events.model import AppendOutcome, NewEvent
@@ -60,12 +62,21 @@ class Appender:
         max_batch: int = 512,
         group_commit: bool = True,
         observe: BatchObserver | None = None,
+        max_queued: int = 10_000,
+        max_wait: float = 2.0,
     ) -> None:
         self._db = db
         self._max_batch = max_batch
         self._group_commit = group_commit
         self._observe = observe
         self._queue: asyncio.Queue[list[_Pending]] = asyncio.Queue()
+        # Load shedding: how many events wait for the writer, since when each
+        # unit waits (in queue order), and the bounds beyond which new appends
+        # are refused at once rather than queued past the senders' timeouts.
+        self._queued_events = 0
+        self._queued_since: deque[float] = deque()
+        self._max_queued = max_queued
+        self._max_wait = max_wait
         self._writer: asyncio.Task[None] | None = None
         self._conn: Connection | None = None
         self._closing = False
@@ -96,9 +107,25 @@ class Appender:
         if not self._group_commit:
             await self._write_alone(pending)
         else:
+            self._shed_if_behind()
             # One delivery's events stay together: they commit (or fail) as one.
             self._queue.put_nowait(pending)
+            self._queued_events += len(pending)
+            self._queued_since.append(time.monotonic())
         return [await item.future for item in pending]
+
+    def _shed_if_behind(self) -> None:
+        waited = time.monotonic() - self._queued_since[0] if self._queued_since else 0.0
+        if self._queued_events >= self._max_queued or waited > self._max_wait:
+            raise Overloaded(
+                f"the intake is behind ({self._queued_events} events wait, the oldest "
+                f"{waited:.1f} s): nothing was recorded; retry shortly"
+            )
+
+    def _taken(self, unit: list[_Pending]) -> None:
+        """The writer took ``unit`` off the queue."""
+        self._queued_events -= len(unit)
+        self._queued_since.popleft()
 
     async def _run(self) -> None:
         stopping = False
@@ -106,12 +133,14 @@ class Appender:
             unit = await self._queue.get()
             if unit is _STOP:
                 break
+            self._taken(unit)
             units, size = [unit], len(unit)
             while size < self._max_batch and not self._queue.empty():
                 unit = self._queue.get_nowait()
                 if unit is _STOP:
                     stopping = True
                     break
+                self._taken(unit)
                 units.append(unit)
                 size += len(unit)
             await self._write_batch(units)

@@ -15,6 +15,7 @@ package (``api.rejections``, ``exporter.errors``, ``scheduler.errors``), so
     ├── Unavailable (events.errors)       retrying later can help (503 + Retry-After)
     │   ├── DatabaseUnavailable           the database does not answer
     │   ├── AppenderStopped               the process is shutting down
+    │   ├── Overloaded                    the appender is behind: new deliveries wait outside
     │   ├── UpstreamUnavailable           a Google Cloud service did not answer
     │   ├── TreeBehind                    the tree or its checkpoints lag the events asked for
     │   ├── DestinationUnavailable (exporter)  an export destination (BigQuery) does not answer
@@ -62,6 +63,13 @@ class DatabaseUnavailable(Unavailable):
 
 class AppenderStopped(Unavailable):
     code = "shutting_down"
+
+
+class Overloaded(Unavailable):
+    """The appender's queue is deeper, or older, than allowed: refused before it
+    is accepted, so the provider retries rather than times out."""
+
+    code = "overloaded"
 
 
 class UpstreamUnavailable(Unavailable):

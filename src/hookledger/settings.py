@@ -50,6 +50,10 @@ class Settings(msgspec.Struct, frozen=True):
     log_level: str = "INFO"  # one of LOG_LEVELS
     group_commit: bool = True
     max_batch: int = 512
+    # Load shedding: beyond this many events waiting for the appender, or when
+    # the oldest has waited this long, new deliveries get 503 at once.
+    max_queued_events: int = 10_000
+    max_queue_wait: timedelta = timedelta(seconds=2)
     pool_size: int = 8
     # The countdown: how long an order has to pass verification, when to remind
     # the customer (before the due time), and how long a verification submitted
@@ -274,6 +278,7 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "checkpoint_origin": _origin,
     "checkpoint_interval": _positive,
     "request_timeout": _at_most_a_minute,
+    "max_queue_wait": _positive,
 }
 
 

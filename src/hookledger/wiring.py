@@ -143,6 +143,8 @@ def build_runtime(
         max_batch=settings.max_batch,
         group_commit=settings.group_commit,
         observe=observe_batch,
+        max_queued=settings.max_queued_events,
+        max_wait=settings.max_queue_wait.total_seconds(),
     )
     secrets = SecretStore.from_settings(settings)
     actions = action_settings(settings, secrets)
