@@ -79,8 +79,10 @@ _MEANING = {
     404: "not_found: an unknown provider, order or route",
     413: "body_too_large",
     415: "unsupported_media_type: not application/json",
+    429: "rate_limited: too many bad signatures from this address; retry after Retry-After",
     500: "internal_error or database_refused: logged, with the request's id",
-    503: "database_unavailable or shutting_down: retry after Retry-After seconds",
+    503: "database_unavailable, shutting_down, overloaded or tree_behind: retry after "
+    "Retry-After seconds",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, TypeVar
 
 from litestar import Request, Response
@@ -13,6 +14,7 @@ from api.rejections import (
     BodyTooLarge,
     MalformedBody,
     NotFound,
+    RateLimited,
     SignatureRejected,
     Unauthorized,
     UnsupportedMediaType,
@@ -40,6 +42,7 @@ STATUS: dict[type[HookledgerError], int] = {
     SignatureRejected: 401,
     Unauthorized: 401,
     NotFound: 404,
+    RateLimited: 429,
     BodyTooLarge: 413,
     UnsupportedMediaType: 415,
     Unavailable: 503,
@@ -86,8 +89,12 @@ def public_detail(exc: HookledgerError) -> str:
     return exc.detail if public is None else public
 
 
-def error_response(status: int, code: str, detail: str) -> Response[dict[str, str]]:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+def error_response(
+    status: int, code: str, detail: str, retry_after: float | None = None
+) -> Response[dict[str, str]]:
+    if retry_after is None and status == 503:
+        retry_after = RETRY_AFTER_SECONDS
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
     return Response({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -99,7 +106,8 @@ def hookledger_error(request: AnyRequest, exc: HookledgerError) -> Response[dict
         "request refused",
         extra={"path": request.url.path, "status": status, "error": exc.code, "detail": exc.detail},
     )
-    return error_response(status, exc.code, public_detail(exc))
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    return error_response(status, exc.code, public_detail(exc), retry_after)
 
 
 def http_error(request: AnyRequest, exc: HTTPException) -> Response[dict[str, str]]:

@@ -85,3 +85,13 @@ class BadQuery(InputError):
     """A query or path parameter the route cannot use (400)."""
 
     code = "bad_request"
+
+
+class RateLimited(InputError):
+    """Too many refused signatures from one address (429, Retry-After)."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

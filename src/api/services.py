@@ -9,6 +9,7 @@ from typing import Any
 
 from api.metrics import Metrics
 from api.providers.base import Adapter, FixedSecret, SecretValues
+from api.rate_limit import SignatureLimiter
 from api.task_auth import TaskAuth
 from events.appender import Appender
 from events.checkpoint_log import SignedCheckpoint
@@ -25,6 +26,10 @@ class Services:
     safe_mode: bool
     max_body_bytes: int
     read_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
+    # Refused signatures per source address, and how many proxies in front of
+    # the service append to X-Forwarded-For (0: the peer is the source).
+    signature_limiter: SignatureLimiter = field(default_factory=lambda: SignatureLimiter(60))
+    trusted_proxies: int = 0
     # An order's projected state (None when unknown), from the composition root.
     order_status: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
     # The Cloud Tasks endpoint (None unless the cloudtasks timer backend is on):

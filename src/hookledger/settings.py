@@ -35,6 +35,10 @@ class Settings(msgspec.Struct, frozen=True):
     # Absolute, and the same from every folder: see default_data_dir.
     data_dir: Path = msgspec.field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
+    # Refused signatures per source address per minute before 429s (0: no limit),
+    # and how many proxies in front append to X-Forwarded-For (Cloud Run: 1).
+    signature_failures_per_minute: int = 60
+    trusted_proxies: int = 0
     # A request must arrive whole within this of its connection opening (or of
     # the previous answer on it): slow clients cannot hold connections for ever.
     request_timeout: timedelta = timedelta(seconds=30)

@@ -17,6 +17,7 @@ from api.app import create_app
 from api.metrics import Metrics
 from api.providers import BUILT_IN
 from api.providers.base import Adapter
+from api.rate_limit import SignatureLimiter
 from api.services import Services
 from api.task_auth import TaskAuth
 from events.appender import Appender, BatchObserver
@@ -73,6 +74,8 @@ def build_services(
         max_body_bytes=settings.max_body_bytes,
         read_tokens=tokens,
         order_status=partial(order_status, db),
+        signature_limiter=SignatureLimiter(settings.signature_failures_per_minute),
+        trusted_proxies=settings.trusted_proxies,
         sign_checkpoint=runtime.checkpointer.checkpoint,
         verifier_key=runtime.checkpointer.verifier_key,
     )

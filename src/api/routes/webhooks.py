@@ -26,7 +26,8 @@ from litestar.types import Receive, Scope, Send
 from api.answers import answer
 from api.documented import WebhookAnswer, errors, shaped
 from api.intake import check_content_type, check_declared_length, decode_json, to_new_events
-from api.rejections import BodyTooLarge, MalformedBody, NotFound
+from api.rate_limit import source_address
+from api.rejections import BodyTooLarge, MalformedBody, NotFound, RateLimited, SignatureRejected
 from api.services import Services
 from events.correlation import correlation_id
 from events.errors import HookledgerError
@@ -35,7 +36,11 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 async def receive_delivery(
-    services: Services, provider: str, headers: dict[str, str], body: AsyncIterator[bytes]
+    services: Services,
+    provider: str,
+    headers: dict[str, str],
+    body: AsyncIterator[bytes],
+    client: str | None = None,
 ) -> dict[str, Any]:
     """Check, record and answer one delivery; raises HookledgerError to refuse it."""
     adapter = services.providers.get(provider)
@@ -46,7 +51,18 @@ async def receive_delivery(
         check_content_type(headers.get("content-type"))
         check_declared_length(headers.get("content-length"), services.max_body_bytes)
         raw = await read_bounded(body, services.max_body_bytes)
-        adapter.verify(headers, raw, time.time())
+        try:
+            adapter.verify(headers, raw, time.time())
+        except SignatureRejected:
+            address = source_address(client, headers, services.trusted_proxies)
+            wait = services.signature_limiter.refused(address)
+            if wait is not None:
+                raise RateLimited(
+                    "too many requests with a bad signature from this address; "
+                    "signed deliveries are still accepted",
+                    wait,
+                ) from None
+            raise
         parsed, payload_json = decode_json(raw)
         found = adapter.normalise(headers, parsed)
         events = to_new_events(adapter, found, payload_json, raw, headers, correlation_id.get())
@@ -96,7 +112,9 @@ def _provider_route(provider: str) -> ASGIRouteHandler:
             await _send(send, 405, answer, ((b"allow", b"POST"),))
             return
         services: Services = scope["app"].state.services
-        answer = await receive_delivery(services, provider, _headers(scope), _body(receive))
+        peer = scope.get("client")
+        client = peer[0] if peer else None
+        answer = await receive_delivery(services, provider, _headers(scope), _body(receive), client)
         await _send(send, 200, answer)
 
     return asgi(f"/api/v1/{provider}/webhook", name=f"webhook-{provider}", copy_scope=False)(
@@ -135,11 +153,14 @@ class _WebhookOperation(Operation):
     tags=["webhooks"],
     responses={
         **shaped(200, WebhookAnswer, "recorded, or a resend answered idempotent"),
-        **errors(400, 401, 404, 413, 415, 500, 503),
+        **errors(400, 401, 404, 413, 415, 429, 500, 503),
     },
 )
 async def receive_webhook(
     provider: FromPath[str], request: Request[Any, Any, Any]
 ) -> dict[str, Any]:
     services: Services = request.app.state.services
-    return await receive_delivery(services, provider, _headers(request.scope), request.stream())
+    client = request.client.host if request.client else None
+    return await receive_delivery(
+        services, provider, _headers(request.scope), request.stream(), client
+    )
