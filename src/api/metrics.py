@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import Gauge as PromGauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -13,12 +15,13 @@ from api.rejections import (
     REASONS,
     BodyTooLarge,
     MalformedBody,
+    RateLimited,
     SignatureRejected,
     UnsupportedMediaType,
     reason_of,
 )
 from events.checkpoints import ConsumerLag
-from events.errors import AppenderStopped, DatabaseUnavailable, HookledgerError
+from events.errors import AppenderStopped, DatabaseUnavailable, HookledgerError, Overloaded
 
 # What becomes of a delivery (and of each event in it) once it is verified.
 ACCEPTED = ("recorded", "duplicate", "conflict")
@@ -32,8 +35,19 @@ REFUSED = tuple(
         BodyTooLarge,
         DatabaseUnavailable,
         AppenderStopped,
+        Overloaded,
+        RateLimited,
     )
 )
+
+
+class Gauge(msgspec.Struct, frozen=True):
+    """One gauge sample read at scrape time (from the database)."""
+
+    name: str
+    help: str
+    labels: dict[str, str]
+    value: float
 
 
 class Metrics:
@@ -86,6 +100,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhook_seconds = Histogram(
+            "hookledger_webhook_seconds",
+            "Seconds from a delivery's arrival to its answer, by provider (refusals included)",
+            ["provider"],
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.safe_mode = PromGauge(
+            "hookledger_safe_mode",
+            "1 while safe mode is on (actions are recorded, never sent)",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
         self.background_restarts = Counter(
             "hookledger_background_restarts",
             "Background jobs started again after they died, by job",
@@ -96,6 +123,7 @@ class Metrics:
         # Labelled series looked up once: labels() takes a lock and builds a key
         # on every call, and the intake counts each delivery and each event.
         self._deliveries: dict[tuple[str, str], Counter] = {}
+        self._timings: dict[str, Histogram] = {}
         self._events: dict[tuple[str, str], Counter] = {}
         # The consumers that set events aside, so their quarantine series show at zero.
         self.consumers: tuple[str, ...] = ()
@@ -106,6 +134,12 @@ class Metrics:
         for kind in events:
             _series(self._events, self.webhook_events, provider, kind).inc()
 
+    def observe_webhook(self, provider: str, seconds: float) -> None:
+        series = self._timings.get(provider)
+        if series is None:
+            series = self._timings[provider] = self.webhook_seconds.labels(provider)
+        series.observe(seconds)
+
     def count_action(self, kind: str, outcome: str) -> None:
         self.actions.labels(kind, outcome).inc()
 
@@ -113,6 +147,7 @@ class Metrics:
         """Start every provider's series at zero, so a dashboard shows a provider
         that has had no delivery yet, and a rate over a first refusal works."""
         for provider in providers:
+            self.webhook_seconds.labels(provider)
             for outcome in (*ACCEPTED, *REFUSED):
                 self.webhooks.labels(provider, outcome)
             for outcome in ACCEPTED:
@@ -144,7 +179,10 @@ class Metrics:
         self.consumers = tuple(names)
 
     def render(
-        self, lags: Sequence[ConsumerLag] = (), quarantined: Mapping[str, int] | None = None
+        self,
+        lags: Sequence[ConsumerLag] = (),
+        quarantined: Mapping[str, int] | None = None,
+        gauges: Sequence[Gauge] = (),
     ) -> bytes:
         """The text exposition; ``lags`` and ``quarantined`` (read from the
         database at scrape time, the same for every process) are added as gauges."""
@@ -163,6 +201,10 @@ class Metrics:
             scraped = CollectorRegistry()
             scraped.register(_QuarantineCollector(counts))
             text += generate_latest(scraped)
+        if gauges:
+            scraped = CollectorRegistry()
+            scraped.register(_GaugeCollector(gauges))
+            text += generate_latest(scraped)
         return text
 
 
@@ -173,6 +215,22 @@ def _series(
     if series is None:
         series = cache[provider, outcome] = counter.labels(provider, outcome)
     return series
+
+
+class _GaugeCollector(Collector):
+    def __init__(self, gauges: Sequence[Gauge]) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for gauge in self._gauges:
+            family = families.get(gauge.name)
+            if family is None:
+                family = families[gauge.name] = GaugeMetricFamily(
+                    gauge.name, gauge.help, labels=list(gauge.labels)
+                )
+            family.add_metric(list(gauge.labels.values()), gauge.value)
+        return list(families.values())
 
 
 class _QuarantineCollector(Collector):

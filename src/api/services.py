@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from api.metrics import Metrics
+from api.metrics import Gauge, Metrics
 from api.providers.base import Adapter, FixedSecret, SecretValues
 from api.rate_limit import SignatureLimiter
 from api.task_auth import TaskAuth
@@ -26,6 +26,10 @@ class Services:
     safe_mode: bool
     max_body_bytes: int
     read_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
+    # Gauges read from the database at each scrape (timers, dead letters).
+    operation_gauges: Callable[[], Awaitable[list[Gauge]]] | None = None
+    # Bearer token(s) for /metrics; empty: open, as Prometheus scrapes by default.
+    metrics_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
     # Refused signatures per source address, and how many proxies in front of
     # the service append to X-Forwarded-For (0: the peer is the source).
     signature_limiter: SignatureLimiter = field(default_factory=lambda: SignatureLimiter(60))

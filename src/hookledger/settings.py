@@ -50,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True):
     sendgrid_public_key: str = ""
     providers_file: str = ""
     api_token: str = ""
+    metrics_token: str = ""  # /metrics needs it as a bearer token when set (secret)
     safe_mode: bool = True
     log_level: str = "INFO"  # one of LOG_LEVELS
     group_commit: bool = True

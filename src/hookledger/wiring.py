@@ -27,6 +27,7 @@ from hookledger import __version__, http_protocol
 from hookledger.background import Background, task_queue
 from hookledger.checkpointer import Checkpointer
 from hookledger.logs import configure
+from hookledger.operations import operation_gauges
 from hookledger.runtime import Runtime
 from hookledger.secrets import SecretStore, live_provider_secrets
 from hookledger.selftest import SelfTest
@@ -60,6 +61,7 @@ def build_services(
     db, secrets, action_config = runtime.db, runtime.secrets, runtime.actions
     providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
+    metrics.safe_mode.set(1 if settings.safe_mode else 0)
     metrics.register_consumers(
         [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name, TREE_CONSUMER]
     )
@@ -75,6 +77,8 @@ def build_services(
         read_tokens=tokens,
         order_status=partial(order_status, db),
         signature_limiter=SignatureLimiter(settings.signature_failures_per_minute),
+        metrics_tokens=secrets.live(settings.metrics_token, "HOOKLEDGER_METRICS_TOKEN"),
+        operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,
         sign_checkpoint=runtime.checkpointer.checkpoint,
         verifier_key=runtime.checkpointer.verifier_key,

@@ -9,8 +9,9 @@ from litestar import Request, Response, get
 
 from api.documented import Liveness, Readiness, SelfTestReport, errors, shaped
 from api.errors import RETRY_AFTER_SECONDS, public_detail
+from api.metrics import Gauge
 from api.rejections import NotFound
-from api.routes.reads import require_reader
+from api.routes.reads import require_reader, require_token
 from api.services import Services
 from events.checkpoints import consumer_lags
 from events.errors import HookledgerError
@@ -57,15 +58,19 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type="text/plain")
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     services: Services = request.app.state.services
+    require_token(request, services.metrics_tokens)
+    gauges: list[Gauge] = []
     try:
         lags = await consumer_lags(services.db)
         quarantined: dict[str, int] | None = await quarantine_counts(services.db)
+        if services.operation_gauges is not None:
+            gauges = await services.operation_gauges()
     except HookledgerError as exc:
         # Metrics must answer while the database is away: show what this process knows.
         log.warning("consumer lag not read", extra={"error": exc.detail})
         lags, quarantined = [], None
     return Response(
-        services.metrics.render(lags, quarantined),
+        services.metrics.render(lags, quarantined, gauges),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )
 

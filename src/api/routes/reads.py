@@ -9,6 +9,7 @@ from litestar import Request, get
 from litestar.params import FromPath
 
 from api.documented import AuditHistory, OrderState, errors, shaped
+from api.providers.base import SecretValues
 from api.rejections import NotFound, Unauthorized
 from api.services import Services
 from events.evidence import event_view
@@ -17,7 +18,12 @@ from events.store import read_stream
 
 def require_reader(request: Request[Any, Any, Any], services: Services) -> None:
     """When read tokens are configured, a ``Bearer`` token must match one."""
-    tokens = services.read_tokens.values
+    require_token(request, services.read_tokens)
+
+
+def require_token(request: Request[Any, Any, Any], secret: SecretValues) -> None:
+    """When ``secret`` has values, a ``Bearer`` token must match one."""
+    tokens = secret.values
     if not tokens:
         return
     scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")

@@ -45,6 +45,7 @@ async def receive_delivery(
     """Check, record and answer one delivery; raises HookledgerError to refuse it."""
     adapter = services.providers.get(provider)
     label = provider if adapter is not None else "unknown"
+    started = time.perf_counter()
     try:
         if adapter is None:
             raise NotFound(f"unknown provider {provider!r}")
@@ -69,7 +70,9 @@ async def receive_delivery(
         outcomes = await services.appender.append_many(events)
     except HookledgerError as exc:
         services.metrics.refused(label, exc)
+        services.metrics.observe_webhook(label, time.perf_counter() - started)
         raise
+    services.metrics.observe_webhook(label, time.perf_counter() - started)
     return answer(services.metrics, label, events, outcomes, batch=adapter.batch)
 
 

@@ -1,0 +1,25 @@
+"""Gauges an operator watches that only the database knows (timers waiting and
+overdue, dead letters), read at each scrape of /metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api.metrics import Gauge
+from events.connector import Database
+from events.queries import load
+
+QUERIES = load(Path(__file__).with_name("operations.sql"))
+
+
+async def operation_gauges(db: Database) -> list[Gauge]:
+    """The gauges, read now."""
+    row = await db.fetch_one(QUERIES["operation_gauges"])
+    pending, overdue, dead_actions, dead_tasks = (int(v) for v in row) if row else (0, 0, 0, 0)
+    dead = "Dead letters waiting for an operator, by kind"
+    return [
+        Gauge("hookledger_timers_pending", "Countdown timers waiting to fire", {}, pending),
+        Gauge("hookledger_timers_overdue", "Countdown timers due and not fired yet", {}, overdue),
+        Gauge("hookledger_dead_letters", dead, {"kind": "action"}, dead_actions),
+        Gauge("hookledger_dead_letters", dead, {"kind": "task"}, dead_tasks),
+    ]
