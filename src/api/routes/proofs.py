@@ -106,6 +106,8 @@ async def consistency(
 ) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)
+    if from_size < 1:
+        raise BadQuery("from must be at least 1")
     new = await _size_or_latest(services, to_size)
     if not 1 <= from_size <= new:
         raise BadQuery(f"from must be between 1 and to ({new})")
@@ -128,6 +130,8 @@ async def inclusion(
 ) -> dict[str, Any]:
     services: Services = request.app.state.services
     require_reader(request, services)
+    if size is not None and size < 1:
+        raise BadQuery("size must be at least 1")  # whatever the tree holds yet
     found = await tree.leaf_of(services.db, position) if 0 < position < BIGINT else None
     if found is None:
         raise NotFound(f"no event at position {position} in the tree (yet)")
