@@ -17,9 +17,20 @@ async def operation_gauges(db: Database) -> list[Gauge]:
     row = await db.fetch_one(QUERIES["operation_gauges"])
     pending, overdue, dead_actions, dead_tasks = (int(v) for v in row) if row else (0, 0, 0, 0)
     dead = "Dead letters waiting for an operator, by kind"
-    return [
+    gauges = [
+        Gauge("hookledger_database_up", "1 when this scrape could read the database", {}, 1),
         Gauge("hookledger_timers_pending", "Countdown timers waiting to fire", {}, pending),
         Gauge("hookledger_timers_overdue", "Countdown timers due and not fired yet", {}, overdue),
         Gauge("hookledger_dead_letters", dead, {"kind": "action"}, dead_actions),
         Gauge("hookledger_dead_letters", dead, {"kind": "task"}, dead_tasks),
     ]
+    checkpoint = await db.fetch_one(QUERIES["checkpoint_gauges"])
+    if checkpoint is not None:  # absent until the first checkpoint: nothing is late yet
+        age, unsigned = float(checkpoint[0]), int(checkpoint[1])
+        age_help = "Seconds since the newest signed checkpoint"
+        unsigned_help = "Leaves of the Merkle tree no signed checkpoint covers yet"
+        gauges += [
+            Gauge("hookledger_checkpoint_age_seconds", age_help, {}, age),
+            Gauge("hookledger_checkpoint_unsigned_leaves", unsigned_help, {}, unsigned),
+        ]
+    return gauges

@@ -69,6 +69,9 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         # Metrics must answer while the database is away: show what this process knows.
         log.warning("consumer lag not read", extra={"error": exc.detail})
         lags, quarantined = [], None
+        gauges = [
+            Gauge("hookledger_database_up", "1 when this scrape could read the database", {}, 0)
+        ]
     return Response(
         services.metrics.render(lags, quarantined, gauges),
         media_type="text/plain; version=0.0.4; charset=utf-8",

@@ -1,0 +1,64 @@
+"""Alerts as code: the Prometheus rules pass their promtool unit tests, every
+metric they name exists in /metrics of a running service, and every alert has
+a runbook that names it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import httpx
+import pytest
+import yaml
+
+from hookledger.checkpoint_key import new_private_pem
+from tests.e2e_helpers import order_body, send_post_purchase, signed_whole_ledger, wait_for
+from tests.promtool import promtool
+from tests.support import ROOT, ServerProcess
+
+MONITORING = ROOT / "deploy" / "monitoring"
+RUNBOOKS = ROOT / "docs" / "runbooks"
+# A histogram's and a counter's series carry suffixes /metrics shows too.
+METRIC = re.compile(r"\bhookledger_[a-z_]+\b")
+
+
+def alerts() -> list[dict[str, object]]:
+    document = yaml.safe_load((MONITORING / "alerts.yml").read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_the_alert_rules_pass_their_promtool_tests() -> None:
+    binary, why = promtool()
+    if binary is None:
+        pytest.skip(why)
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        done = subprocess.run([str(binary), *command], cwd=MONITORING, capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_has_a_runbook_that_names_it() -> None:
+    for rule in alerts():
+        name = str(rule["alert"])
+        annotations = rule["annotations"]
+        assert isinstance(annotations, dict)
+        assert annotations["runbook_url"] == f"docs/runbooks/{name}.md"
+        text = (RUNBOOKS / f"{name}.md").read_text()
+        assert text.startswith(f"# {name}")
+        for part in ("**What it means.**", "**Confirm.**", "**Fix.**", "**Over when**"):
+            assert part in text, (name, part)
+
+
+def test_every_metric_an_alert_names_exists_in_a_running_service(database_url: str) -> None:
+    env = {"HOOKLEDGER_BACKGROUND": "true", "HOOKLEDGER_CHECKPOINT_KEY": new_private_pem(),
+           "HOOKLEDGER_CHECKPOINT_INTERVAL": "1s"}  # fmt: skip
+    server = ServerProcess(database_url, env=env).start()
+    try:
+        assert send_post_purchase(server.url, order_body("mon-1")).status_code == 200
+        assert wait_for(lambda: signed_whole_ledger(database_url), 20)
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+    finally:
+        server.stop()
+    named = {m for rule in alerts() for m in METRIC.findall(str(rule["expr"]))}
+    exposed = set(METRIC.findall(text))
+    assert named and named <= exposed, sorted(named - exposed)
