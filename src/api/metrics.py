@@ -41,6 +41,10 @@ REFUSED = tuple(
 )
 
 
+# The outbound providers, each with its series from the start.
+OUTBOUND = ("sendgrid", "authorizenet")
+
+
 class Gauge(msgspec.Struct, frozen=True):
     """One gauge sample read at scrape time (from the database)."""
 
@@ -113,6 +117,24 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.outbound_calls = Counter(
+            "hookledger_outbound_calls",
+            "Requests sent to outbound providers, by provider and result (succeeded, "
+            "retry: worth another try, give_up)",
+            ["provider", "result"],
+            registry=self.registry,
+        )
+        self.outbound_seconds = Histogram(
+            "hookledger_outbound_seconds",
+            "Seconds per request to an outbound provider, by provider",
+            ["provider"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+        for provider in OUTBOUND:
+            self.outbound_seconds.labels(provider)
+            for result in ("succeeded", "retry", "give_up"):
+                self.outbound_calls.labels(provider, result)
         self.background_restarts = Counter(
             "hookledger_background_restarts",
             "Background jobs started again after they died, by job",
@@ -139,6 +161,10 @@ class Metrics:
         if series is None:
             series = self._timings[provider] = self.webhook_seconds.labels(provider)
         series.observe(seconds)
+
+    def observe_call(self, provider: str, result: str, seconds: float) -> None:
+        self.outbound_calls.labels(provider, result).inc()
+        self.outbound_seconds.labels(provider).observe(seconds)
 
     def count_action(self, kind: str, outcome: str) -> None:
         self.actions.labels(kind, outcome).inc()

@@ -50,6 +50,7 @@ class Background:
         checkpointer: Checkpointer,
         *,
         observe_action: Callable[[str, str], None] | None = None,
+        observe_call: Callable[[str, str, float], None] | None = None,
         secrets: SecretStore | None = None,
         on_restart: Callable[[str], None] | None = None,
     ) -> None:
@@ -82,6 +83,7 @@ class Background:
             appender,
             actions,
             observe=observe_action,
+            observe_call=observe_call,
             batch_size=1000 if actions.safe_mode else 200,
         )
         self.supervisor = Supervisor(on_restart=on_restart)

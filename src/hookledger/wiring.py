@@ -56,6 +56,7 @@ def build_services(
         database_url,
         observe_batch=metrics.observe_batch,
         observe_action=metrics.count_action,
+        observe_call=metrics.observe_call,
         on_restart=metrics.count_restart,
     )
     db, secrets, action_config = runtime.db, runtime.secrets, runtime.actions
@@ -140,6 +141,7 @@ def build_runtime(
     background: bool | None = None,
     observe_batch: BatchObserver | None = None,
     observe_action: Callable[[str, str], None] | None = None,
+    observe_call: Callable[[str, str, float], None] | None = None,
     on_restart: Callable[[str], None] | None = None,
 ) -> Runtime:
     """A process's database, appender, secrets, outbound actions and background
@@ -166,6 +168,7 @@ def build_runtime(
             actions,
             checkpointer,
             observe_action=observe_action,
+            observe_call=observe_call,
             on_restart=on_restart,
         )
     return Runtime(db, appender, secrets, actions, work, checkpointer)
@@ -232,6 +235,7 @@ def build_background(
     checkpointer: Checkpointer,
     *,
     observe_action: Callable[[str, str], None] | None = None,
+    observe_call: Callable[[str, str, float], None] | None = None,
     on_restart: Callable[[str], None] | None = None,
 ) -> Background:
     """The background work of `serve` and `worker`, its action worker following
@@ -243,6 +247,7 @@ def build_background(
         action_config,
         checkpointer,
         observe_action=observe_action,
+        observe_call=observe_call,
         secrets=secrets,
         on_restart=on_restart,
     )

@@ -39,6 +39,10 @@ def test_metrics_show_safe_mode_timings_timers_and_dead_letters(database_url: st
         assert (name, ()) in found
     for kind in ("action", "task"):
         assert found["hookledger_dead_letters", (("kind", kind),)] == 0
+    for provider in ("sendgrid", "authorizenet"):
+        key = ("hookledger_outbound_calls_total", (("provider", provider), ("result", "retry")))
+        assert found[key] == 0
+        assert found["hookledger_outbound_seconds_count", (("provider", provider),)] == 0
     for outcome in ("rate_limited", "overloaded"):
         key = ("hookledger_webhooks_total", (("outcome", outcome), ("provider", "stripe")))
         assert found[key] == 0

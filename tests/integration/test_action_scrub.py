@@ -67,3 +67,23 @@ def test_anything_shaped_like_a_credential_is_scrubbed_whoever_it_belongs_to() -
     assert scrub(text, []) == f"auth: {SCRUBBED} key {SCRUBBED} stripe {SCRUBBED} ok"
     assert scrub("the key is hunter2-secret!", ["hunter2-secret"]) == f"the key is {SCRUBBED}!"
     assert scrub("plain words stay", ["ab"]) == "plain words stay"
+
+
+async def test_each_request_sent_is_observed_with_its_provider_result_and_time(
+    db: Database, provider: FakeProvider
+) -> None:
+    seen: list[tuple[str, str, float]] = []
+    provider.answer((500, b"down"))
+    await queue(db, email(), refund())
+    try:
+        worker = worker_for(db, settings_for(provider),
+                            observe_call=lambda *call: seen.append(call))  # fmt: skip
+        await drain(worker, db)
+    finally:
+        provider.close()
+    assert sorted((p, r) for p, r, _ in seen) == [
+        ("authorizenet", "succeeded"), ("sendgrid", "retry"), ("sendgrid", "succeeded"),
+    ] or sorted((p, r) for p, r, _ in seen) == [
+        ("authorizenet", "retry"), ("authorizenet", "succeeded"), ("sendgrid", "succeeded"),
+    ]  # fmt: skip
+    assert all(seconds >= 0 for _, _, seconds in seen)

@@ -65,6 +65,8 @@ class Verdict(msgspec.Struct, frozen=True):
 class Sender(Protocol):
     """Knows one provider: how to build an action's request and read its answer."""
 
+    provider: str
+
     def prepare(self, action: ActionRequest) -> Prepared: ...
 
     def judge(self, status: int, body: bytes) -> Verdict: ...

@@ -46,6 +46,8 @@ def ref_id(key: str) -> str:
 class AuthorizeNet:
     """Builds and judges the refund of an order's settled transaction."""
 
+    provider = "authorizenet"  # its name in the outbound metrics
+
     def __init__(self, settings: ActionSettings) -> None:
         self._settings = settings
 

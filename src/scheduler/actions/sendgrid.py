@@ -24,6 +24,8 @@ ACTION_ARG = "hookledger_action"
 class SendGrid:
     """Builds and judges ``POST /v3/mail/send`` for the reminder and expiry emails."""
 
+    provider = "sendgrid"  # its name in the outbound metrics
+
     def __init__(self, settings: ActionSettings) -> None:
         self._settings = settings
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 ActionObserver = Callable[[str, str], None]
 """Called once per recorded attempt with the action's kind and outcome."""
 
+CallObserver = Callable[[str, str, float], None]
+"""Called once per request sent with the provider, its result (``succeeded``,
+``retry``, ``give_up``) and the seconds it took."""
+
 
 class _Attempt(msgspec.Struct, frozen=True):
     claimed: ClaimedAction
@@ -71,6 +76,7 @@ class ActionWorker:
         *,
         client: httpx.AsyncClient | None = None,
         observe: ActionObserver | None = None,
+        observe_call: CallObserver | None = None,
         batch_size: int = 200,
         concurrency: int = 16,
         poll_interval: float = 1.0,
@@ -81,6 +87,7 @@ class ActionWorker:
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(timeout=settings.timeout_seconds)
         self._observe = observe
+        self._observe_call = observe_call
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_interval = poll_interval
@@ -194,7 +201,10 @@ class ActionWorker:
             )
         else:
             async with self._slots:
+                started = time.perf_counter()
                 verdict = await send(self._client, prepared.request, sender)
+            if self._observe_call is not None:
+                self._observe_call(sender.provider, verdict.result, time.perf_counter() - started)
         if verdict.result == "succeeded":
             return _recorded(claimed, "succeeded", prepared, verdict, None)
         if verdict.result == "retry" and attempt < self._settings.max_attempts:
