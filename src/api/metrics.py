@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -149,6 +150,8 @@ class Metrics:
         self._events: dict[tuple[str, str], Counter] = {}
         # The consumers that set events aside, so their quarantine series show at zero.
         self.consumers: tuple[str, ...] = ()
+        # The newest self-test report, refreshed in the background (never by a scrape).
+        self.selftest_report: dict[str, Any] | None = None
 
     def accepted(self, provider: str, delivery: str, events: Iterable[str]) -> None:
         """Count a verified delivery by its outcome, and each of its events by theirs."""
@@ -227,11 +230,35 @@ class Metrics:
             scraped = CollectorRegistry()
             scraped.register(_QuarantineCollector(counts))
             text += generate_latest(scraped)
+        gauges = [*gauges, *selftest_gauges(self.selftest_report)]
         if gauges:
             scraped = CollectorRegistry()
             scraped.register(_GaugeCollector(gauges))
             text += generate_latest(scraped)
         return text
+
+
+SELFTEST_STATES = ("ok", "safe_mode", "degraded", "error")
+
+
+def selftest_gauges(report: Mapping[str, Any] | None) -> list[Gauge]:
+    """One gauge per subsystem and state (1 for the state it is in), and the
+    whole report's state likewise; none before the first self-test."""
+    if report is None:
+        return []
+    check_help = "The self-test's state of each subsystem (1 for the state it is in)"
+    status_help = "The whole self-test's state (error: /__selftest answers 503)"
+    gauges = []
+    checks: Mapping[str, Any] = report.get("checks", {})
+    for name, check in sorted(checks.items()):
+        for state in SELFTEST_STATES:
+            value = 1.0 if check.get("status") == state else 0.0
+            labels = {"subsystem": name, "state": state}
+            gauges.append(Gauge("hookledger_selftest_check", check_help, labels, value))
+    for state in ("ok", "degraded", "error"):
+        value = 1.0 if report.get("status") == state else 0.0
+        gauges.append(Gauge("hookledger_selftest_status", status_help, {"state": state}, value))
+    return gauges
 
 
 def _series(

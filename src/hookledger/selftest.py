@@ -10,7 +10,9 @@ a secret refuses that provider's deliveries only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ from scheduler.actions.payments import AuthorizeNet
 from scheduler.actions.sendgrid import SendGrid
 from scheduler.cloudtasks import TaskQueue
 from scheduler.timers import QUERIES as TIMER_QUERIES
+
+log = logging.getLogger(__name__)
 
 QUERIES = load(Path(__file__).with_name("selftest.sql"))
 CRITICAL = frozenset({"datastore", "ledger", "timers", "jobs"})
@@ -227,3 +231,23 @@ def overall(checks: Mapping[str, Check]) -> str:
     if any(c.status in (ERROR, DEGRADED) for c in checks.values()):
         return DEGRADED
     return OK
+
+
+# How often a server process runs its self-test for /metrics.
+REFRESH_SECONDS = 60.0
+
+
+async def keep_fresh(
+    run: Callable[[], Awaitable[dict[str, Any]]],
+    store: Callable[[dict[str, Any]], None],
+    interval: float = REFRESH_SECONDS,
+) -> None:
+    """Run the self-test now and every ``interval`` seconds, handing each report
+    to ``store`` (the metrics), until cancelled. A failing run is logged and the
+    previous report kept; it never stops the loop."""
+    while True:
+        try:
+            store(await run())
+        except Exception:
+            log.exception("self-test for metrics failed")
+        await asyncio.sleep(interval)
