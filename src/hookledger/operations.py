@@ -3,17 +3,21 @@ overdue, dead letters), read at each scrape of /metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from api.metrics import Gauge
 from events.connector import Database
 from events.queries import load
+from scheduler.actions.breaker import CLOSED, CircuitBreaker
 
 QUERIES = load(Path(__file__).with_name("operations.sql"))
 
 
-async def operation_gauges(db: Database) -> list[Gauge]:
-    """The gauges, read now."""
+async def operation_gauges(
+    db: Database, breakers: Mapping[str, CircuitBreaker] | None = None
+) -> list[Gauge]:
+    """The gauges, read now (and this process's outbound circuit breakers)."""
     row = await db.fetch_one(QUERIES["operation_gauges"])
     pending, overdue, dead_actions, dead_tasks = (int(v) for v in row) if row else (0, 0, 0, 0)
     dead = "Dead letters waiting for an operator, by kind"
@@ -24,6 +28,10 @@ async def operation_gauges(db: Database) -> list[Gauge]:
         Gauge("hookledger_dead_letters", dead, {"kind": "action"}, dead_actions),
         Gauge("hookledger_dead_letters", dead, {"kind": "task"}, dead_tasks),
     ]
+    for provider, breaker in sorted((breakers or {}).items()):
+        gauges.append(Gauge("hookledger_circuit_open", "1 while an outbound provider's circuit "
+                            "breaker holds its actions back", {"provider": provider},
+                            0.0 if breaker.state == CLOSED else 1.0))  # fmt: skip
     checkpoint = await db.fetch_one(QUERIES["checkpoint_gauges"])
     if checkpoint is not None:  # absent until the first checkpoint: nothing is late yet
         age, unsigned = float(checkpoint[0]), int(checkpoint[1])

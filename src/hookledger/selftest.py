@@ -28,6 +28,7 @@ from hookledger.migrations import discover
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
 from hookledger.supervisor import Supervisor
+from scheduler.actions.breaker import CLOSED, CircuitBreaker
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.model import EMAIL_REMINDER, REFUND, ActionRequest
 from scheduler.actions.payments import AuthorizeNet
@@ -67,6 +68,7 @@ class SelfTest:
         secrets: SecretStore,
         queue: TaskQueue | None = None,
         supervisor: Supervisor | None = None,
+        breakers: Mapping[str, CircuitBreaker] | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -75,6 +77,7 @@ class SelfTest:
         self._secrets = secrets
         self._queue = queue
         self._supervisor = supervisor
+        self._breakers = breakers or {}
 
     async def run(self) -> dict[str, Any]:
         """``{"status": ..., "checks": {name: {"status", "reason"}}}``."""
@@ -84,8 +87,10 @@ class SelfTest:
         }
         for name, adapter in sorted(self._providers.items()):
             checks[f"inbound.{name}"] = inbound(adapter)
-        checks["outbound.sendgrid"] = outbound(self._actions, EMAIL_REMINDER)
-        checks["outbound.payments"] = outbound(self._actions, REFUND)
+        checks["outbound.sendgrid"] = self._circuit(outbound(self._actions, EMAIL_REMINDER),
+                                                    "sendgrid")  # fmt: skip
+        checks["outbound.payments"] = self._circuit(outbound(self._actions, REFUND),
+                                                    "authorizenet")  # fmt: skip
         checks["timers"] = await self._guard(self.timers)
         checks["exporter"] = await self._guard(self.exporter)
         checks["quarantine"] = await self._guard(self.quarantine)
@@ -96,6 +101,14 @@ class SelfTest:
             "status": overall(checks),
             "checks": {name: msgspec.structs.asdict(c) for name, c in checks.items()},
         }
+
+    def _circuit(self, check: Check, provider: str) -> Check:
+        """An open circuit breaker degrades an outbound check that is fine otherwise."""
+        breaker = self._breakers.get(provider)
+        if breaker is None or breaker.state == CLOSED or check.status != OK:
+            return check
+        return Check(DEGRADED, f"circuit {breaker.state.replace('_', '-')}: {provider}'s "
+                               "actions wait for it to answer again")  # fmt: skip
 
     async def _guard(self, check: Any) -> Check:
         try:

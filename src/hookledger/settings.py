@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, frozen=True):
     # and how many proxies in front append to X-Forwarded-For (Cloud Run: 1).
     signature_failures_per_minute: int = 60
     trusted_proxies: int = 0
+    # Outbound circuit breakers: failures in a row before a provider's breaker
+    # opens, and how long it stays open before one probe.
+    breaker_failures: int = 5
+    breaker_cool_down: timedelta = timedelta(seconds=30)
     # A request must arrive whole within this of its connection opening (or of
     # the previous answer on it): slow clients cannot hold connections for ever.
     request_timeout: timedelta = timedelta(seconds=30)
@@ -284,6 +288,7 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
     "checkpoint_interval": _positive,
     "request_timeout": _at_most_a_minute,
     "max_queue_wait": _positive,
+    "breaker_cool_down": _positive,
 }
 
 

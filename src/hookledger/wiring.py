@@ -81,7 +81,9 @@ def build_services(
         order_status=partial(order_status, db),
         signature_limiter=SignatureLimiter(settings.signature_failures_per_minute),
         metrics_tokens=secrets.live(settings.metrics_token, "HOOKLEDGER_METRICS_TOKEN"),
-        operation_gauges=partial(operation_gauges, db),
+        operation_gauges=partial(
+            operation_gauges, db, runtime.background.actions.breakers if runtime.background else {}
+        ),
         trusted_proxies=settings.trusted_proxies,
         sign_checkpoint=runtime.checkpointer.checkpoint,
         verifier_key=runtime.checkpointer.verifier_key,
@@ -96,8 +98,9 @@ def build_services(
         supervisor = runtime.background.supervisor
         metrics.register_jobs(runtime.background.jobs())
         services.jobs_down = supervisor.down
+    breakers = runtime.background.actions.breakers if runtime.background is not None else {}
     services.selftest = SelfTest(
-        settings, db, providers, action_config, secrets, queue, supervisor
+        settings, db, providers, action_config, secrets, queue, supervisor, breakers
     ).run
     # Litestar starts and stops the app by callbacks: the runtime is entered in one
     # and left in the other.
@@ -238,6 +241,8 @@ def action_settings(settings: Settings, secrets: SecretStore | None = None) -> A
         backoff_seconds=settings.action_backoff_seconds,
         backoff_max_seconds=settings.action_backoff_max_seconds,
         timeout_seconds=settings.action_timeout_seconds,
+        breaker_failures=settings.breaker_failures,
+        breaker_cool_down_seconds=settings.breaker_cool_down.total_seconds(),
     )
 
 

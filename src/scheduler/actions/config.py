@@ -26,3 +26,6 @@ class ActionSettings(msgspec.Struct, frozen=True):
     backoff_seconds: float
     backoff_max_seconds: float
     timeout_seconds: float
+    # The circuit breaker of each outbound provider (see scheduler.actions.breaker).
+    breaker_failures: int = 5
+    breaker_cool_down_seconds: float = 30.0

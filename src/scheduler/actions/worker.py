@@ -18,6 +18,7 @@ from events.errors import HookledgerError, Unavailable
 from events.model import NewEvent
 from events.retry import retry_delay
 from events.wakeup import Wakeup
+from scheduler.actions.breaker import CircuitBreaker
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.http import Prepared, Sender, Verdict, send
 from scheduler.actions.model import EMAIL_EXPIRED, EMAIL_REMINDER, REFUND, ClaimedAction
@@ -77,6 +78,7 @@ class ActionWorker:
         client: httpx.AsyncClient | None = None,
         observe: ActionObserver | None = None,
         observe_call: CallObserver | None = None,
+        observe_breaker: Callable[[str, str], None] | None = None,
         batch_size: int = 200,
         concurrency: int = 16,
         poll_interval: float = 1.0,
@@ -88,6 +90,8 @@ class ActionWorker:
         self._client = client or httpx.AsyncClient(timeout=settings.timeout_seconds)
         self._observe = observe
         self._observe_call = observe_call
+        self._observe_breaker = observe_breaker
+        self.breakers: dict[str, CircuitBreaker] = {}
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_interval = poll_interval
@@ -99,6 +103,14 @@ class ActionWorker:
         self._settings = settings
         sendgrid, payments = SendGrid(settings), AuthorizeNet(settings)
         self._senders = {EMAIL_REMINDER: sendgrid, EMAIL_EXPIRED: sendgrid, REFUND: payments}
+        for sender in (sendgrid, payments):
+            if sender.provider not in self.breakers:
+                self.breakers[sender.provider] = CircuitBreaker(
+                    sender.provider,
+                    settings.breaker_failures,
+                    settings.breaker_cool_down_seconds,
+                    self._observe_breaker,
+                )
 
     async def close(self) -> None:
         """Close the HTTP client if the worker made it."""
@@ -151,9 +163,12 @@ class ActionWorker:
             if not claimed:
                 return 0
             ended = await self._already_ended(session, claimed)
-            attempts = await asyncio.gather(
+            tried = await asyncio.gather(
                 *(self._attempt(c) for c in claimed if c.request.key not in ended)
             )
+            # Held by an open breaker: back to pending, attempts untouched, no event.
+            held = [t for t in tried if isinstance(t, Finish)]
+            attempts = [t for t in tried if isinstance(t, _Attempt)]
             appended = await asyncio.gather(
                 *(self._appender.append(a.event) for a in attempts), return_exceptions=True
             )
@@ -165,7 +180,7 @@ class ActionWorker:
                     recorded.append(attempt)
             # Only outcomes now durable in the ledger move their rows on; the
             # others stay pending and run again.
-            await finish(session, [*ended.values(), *(a.finish for a in recorded)])
+            await finish(session, [*ended.values(), *held, *(a.finish for a in recorded)])
         for attempt in recorded:
             self._report(attempt)
         if failures:
@@ -185,7 +200,7 @@ class ActionWorker:
             ended[c.request.key] = Finish(c.request.key, state, c.attempts + 1, error=kept_error)
         return ended
 
-    async def _attempt(self, claimed: ClaimedAction) -> _Attempt:
+    async def _attempt(self, claimed: ClaimedAction) -> _Attempt | Finish:
         action = claimed.request
         attempt = claimed.attempts + 1
         sender = self._senders[action.kind]
@@ -193,6 +208,10 @@ class ActionWorker:
         if self._settings.safe_mode:
             error = f"would not be sent: {prepared.missing}" if prepared.missing else None
             return _recorded(claimed, "dry_run", prepared, None, error)
+        breaker = self.breakers[sender.provider]
+        if not prepared.missing and (wait := breaker.wait()) is not None:
+            error = f"waiting: the {sender.provider} circuit is open"
+            return Finish(action.key, "pending", claimed.attempts, wait, error)
         if prepared.missing:
             verdict = Verdict(
                 "give_up",
@@ -205,6 +224,11 @@ class ActionWorker:
                 verdict = await send(self._client, prepared.request, sender)
             if self._observe_call is not None:
                 self._observe_call(sender.provider, verdict.result, time.perf_counter() - started)
+            # Any answer but one worth retrying shows the provider up (a 4xx too).
+            if verdict.result == "retry":
+                breaker.failed()
+            else:
+                breaker.succeeded()
         if verdict.result == "succeeded":
             return _recorded(claimed, "succeeded", prepared, verdict, None)
         if verdict.result == "retry" and attempt < self._settings.max_attempts:
