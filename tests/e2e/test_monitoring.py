@@ -1,9 +1,10 @@
 """Alerts as code: the Prometheus rules pass their promtool unit tests, every
-metric they name exists in /metrics of a running service, and every alert has
-a runbook that names it."""
+metric they and the Grafana dashboard name exists in /metrics of a running
+service, and every alert has a runbook that names it."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -25,6 +26,11 @@ METRIC = re.compile(r"\bhookledger_[a-z_]+\b")
 def alerts() -> list[dict[str, object]]:
     document = yaml.safe_load((MONITORING / "alerts.yml").read_text())
     return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def dashboard_queries() -> list[str]:
+    document = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    return [target["expr"] for panel in document["panels"] for target in panel["targets"]]
 
 
 def test_the_alert_rules_pass_their_promtool_tests() -> None:
@@ -59,6 +65,7 @@ def test_every_metric_an_alert_names_exists_in_a_running_service(database_url: s
         text = httpx.get(server.url + "/metrics", timeout=10).text
     finally:
         server.stop()
-    named = {m for rule in alerts() for m in METRIC.findall(str(rule["expr"]))}
+    queries = [str(rule["expr"]) for rule in alerts()] + dashboard_queries()
+    named = {m for query in queries for m in METRIC.findall(query)}
     exposed = set(METRIC.findall(text))
     assert named and named <= exposed, sorted(named - exposed)
