@@ -42,6 +42,8 @@ REFUSED = tuple(
 )
 
 
+# What a Cloud Task's call can come to, each with its series from the start.
+TASK_OUTCOMES = ("fired", "gone", "moved", "early", "failed", "dead_letter")
 # The outbound providers, each with its series from the start.
 OUTBOUND = ("sendgrid", "authorizenet")
 
@@ -118,6 +120,15 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.tasks = Counter(
+            "hookledger_tasks",
+            "Cloud Tasks calls of the countdown endpoint, by outcome (fired, gone, moved, "
+            "early: before its time, failed: to be retried, dead_letter: given up)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in TASK_OUTCOMES:
+            self.tasks.labels(outcome)
         self.outbound_calls = Counter(
             "hookledger_outbound_calls",
             "Requests sent to outbound providers, by provider and result (succeeded, "
@@ -164,6 +175,9 @@ class Metrics:
         if series is None:
             series = self._timings[provider] = self.webhook_seconds.labels(provider)
         series.observe(seconds)
+
+    def count_task(self, outcome: str) -> None:
+        self.tasks.labels(outcome).inc()
 
     def observe_call(self, provider: str, result: str, seconds: float) -> None:
         self.outbound_calls.labels(provider, result).inc()

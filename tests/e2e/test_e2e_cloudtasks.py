@@ -175,6 +175,11 @@ def test_a_task_that_keeps_failing_is_answered_2xx_at_the_retry_limit_and_dead_l
     assert [(d["key"], d["kind"], d["attempts"]) for d in dead] == [
         ("broken-1", "countdown.task", MAX_RETRIES + 1)
     ]
+    # Counted by outcome: the first call failed (retried), the last gave up.
+    metrics = httpx.get(server.url + "/metrics", timeout=10).text
+    assert 'hookledger_tasks_total{outcome="failed"} 1.0' in metrics
+    assert 'hookledger_tasks_total{outcome="dead_letter"} 1.0' in metrics
+    assert 'hookledger_tasks_total{outcome="early"} 0.0' in metrics
 
 
 def test_a_timer_whose_task_never_ran_is_expired_by_the_reconciler(

@@ -48,7 +48,10 @@ async def countdown_task(request: Request[Any, Any, Any]) -> Response[dict[str, 
         outcome = await services.fire_task(task.order_id, task.timer, task.due_at)
     except HookledgerError as exc:
         if retry_count < services.task_max_retries or services.dead_task is None:
+            # "not_due_yet": the task came before its time (Cloud Tasks retries it).
+            services.metrics.count_task("early" if exc.code == "not_due_yet" else "failed")
             raise
+        services.metrics.count_task("dead_letter")
         gave_up = {"task": task_name, "order_id": order_id, "retry_count": retry_count}
         log.error("countdown task gave up", extra={**gave_up, "error": exc.code})
         try:
@@ -58,6 +61,7 @@ async def countdown_task(request: Request[Any, Any, Any]) -> Response[dict[str, 
         return Response({"outcome": "dead_letter", "error": exc.code}, status_code=200)
     log.info("countdown task", extra={"order_id": task.order_id, "timer": task.timer,
                                       "outcome": outcome, "retry_count": retry_count})  # fmt: skip
+    services.metrics.count_task(outcome)
     return Response({"outcome": outcome}, status_code=200)
 
 
