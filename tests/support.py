@@ -197,6 +197,8 @@ class ServerProcess(_CommandProcess):
         database_url: str,
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
+        *,
+        default_shape: bool = False,
     ) -> None:
         self.args = list(args)
         self.port = free_port()
@@ -217,7 +219,12 @@ class ServerProcess(_CommandProcess):
             **(env or {}),
         }
         log_path = Path(tempfile.gettempdir()) / f"hookledger-test-server-{self.port}.log"
-        super().__init__(["serve", "--port", str(self.port), *self.args], environment, log_path)
+        # One process, its background work inside, unless a test asks for more:
+        # the default (one per CPU) has tests of its own (``default_shape``).
+        chosen = default_shape or any(a.startswith("--workers") for a in self.args)
+        shape = [] if chosen else ["--workers", "1"]
+        command = ["serve", "--port", str(self.port), *shape, *self.args]
+        super().__init__(command, environment, log_path)
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self._launch(timeout)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
@@ -23,8 +23,13 @@ from hookledger.settings import Settings, SettingsError, from_env
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from events.connector import Database
+    from hookledger.background_process import BackgroundProcess
 
 log = logging.getLogger("hookledger")
+
+# Set by serve for the background process it starts: that process ends when
+# serve is gone (killed, so it could not stop it).
+PARENT_ENV = "HOOKLEDGER_SERVE_PID"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="intake processes (default: one per CPU; 1 on Cloud Run). With one, the "
+        "background work runs inside it; with more, in one process of its own that "
+        "serve starts again whenever it ends",
+    )
     serve.add_argument(
         "--no-workers",
         action="store_true",
@@ -315,10 +327,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.sources import load_sources
 
     configure(settings.log_level, settings.gcp_project)
-    if args.no_workers:
+    workers = args.workers if args.workers is not None else default_workers(os.environ)
+    if workers < 1:
+        print("hookledger: --workers must be at least 1", file=sys.stderr)
+        return 2
+    background = settings.background and not args.no_workers
+    # One intake process keeps its background work inside (as on Cloud Run);
+    # several leave it to one process of its own, so that it runs once.
+    own_process = background and workers > 1
+    if not background or own_process:
         os.environ["HOOKLEDGER_BACKGROUND"] = "false"
     load_sources(settings.providers_file)  # a bad file stops the start here, clearly
-    with _database_url(settings, create=True, watch=True) as url, _metrics_dir(args.workers):
+    with (
+        _database_url(settings, create=True, watch=True) as url,
+        _shared_dir(workers > 1 or own_process) as shared,
+    ):
         if settings.embedded:
             # The workers read their settings from the environment: hand them
             # the embedded database and this installation's local secrets.
@@ -329,44 +352,81 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             if not settings.checkpoint_key:
                 os.environ["HOOKLEDGER_CHECKPOINT_KEY"] = local_key_setting(settings)
         where = f"embedded Postgres in {settings.data_dir}" if settings.embedded else "configured"
-        print(f"hookledger listening on http://{args.host}:{args.port} (database: {where})",
-              flush=True)  # fmt: skip
+        shape = f"{workers} intake process{'es' if workers > 1 else ''}"
+        if own_process:
+            shape += " and a background process"
+        elif not background:
+            shape += ", no background work"
+        print(f"hookledger listening on http://{args.host}:{args.port} (database: {where}; "
+              f"{shape})", flush=True)  # fmt: skip
         # uvicorn drains on SIGTERM, then re-raises it: turn that into a normal
         # exit so the embedded Postgres below is stopped too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        uvicorn.run(
-            "hookledger.wiring:app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers if args.workers > 1 else None,
-            access_log=False,
-            # Nothing here reads the client's address, and behind Cloud Run's front
-            # end the forwarding headers come from an address uvicorn would not
-            # trust anyway: skip that middleware on every request.
-            proxy_headers=False,
-            log_config=None,
-            lifespan="on",
-            timeout_graceful_shutdown=30,
-            # Each request must arrive whole in time (HOOKLEDGER_REQUEST_TIMEOUT),
-            # and connections stay below the file limit: beyond the cap, requests
-            # get 503 at once instead of the process running out of descriptors.
-            http=DeadlineProtocol,
-            limit_concurrency=connection_cap(),
-        )
+        side = _background_process(shared) if own_process and shared is not None else None
+        try:
+            uvicorn.run(
+                "hookledger.wiring:app_from_env",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=workers if workers > 1 else None,
+                access_log=False,
+                # Nothing here reads the client's address, and behind Cloud Run's
+                # front end the forwarding headers come from an address uvicorn
+                # would not trust anyway: skip that middleware on every request.
+                proxy_headers=False,
+                log_config=None,
+                lifespan="on",
+                timeout_graceful_shutdown=30,
+                # Each request must arrive whole in time (HOOKLEDGER_REQUEST_TIMEOUT),
+                # and connections stay below the file limit: beyond the cap, requests
+                # get 503 at once instead of the process running out of descriptors.
+                http=DeadlineProtocol,
+                limit_concurrency=connection_cap(),
+            )
+        finally:
+            if side is not None:
+                side.stop()
     return 0
 
 
+def default_workers(environ: Mapping[str, str]) -> int:
+    """One intake process per CPU, but one on Cloud Run (K_SERVICE is set there),
+    where instances, not processes, are what scales."""
+    if environ.get("K_SERVICE"):
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _background_process(shared: Path) -> BackgroundProcess:
+    """`hookledger worker` beside the intake processes, started now and again
+    whenever it ends; its metrics and state are shared through ``shared``."""
+    from hookledger.background_process import STATUS_ENV, BackgroundProcess
+
+    status = shared / "background.json"
+    os.environ[STATUS_ENV] = str(status)
+    env = {**os.environ, "HOOKLEDGER_BACKGROUND": "true", PARENT_ENV: str(os.getpid())}
+    env.pop(STATUS_ENV)
+    command = [sys.executable, "-m", "hookledger.cli", "worker"]
+    process = BackgroundProcess(command, env, status)
+    process.start()
+    return process
+
+
 @contextmanager
-def _metrics_dir(workers: int) -> Iterator[None]:
-    """With several workers, each counts in its own files there and a scrape
-    of any worker sums them (prometheus_client's multiprocess mode)."""
-    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        yield
+def _shared_dir(needed: bool) -> Iterator[Path | None]:
+    """With several processes: a folder where each counts its metrics in its own
+    files, summed by a scrape of any (prometheus_client's multiprocess mode), and
+    where serve keeps its background process's state."""
+    if not needed:
+        yield None
         return
-    with tempfile.TemporaryDirectory(prefix="hookledger-metrics-") as directory:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-        yield
+    with tempfile.TemporaryDirectory(prefix="hookledger-serve-") as directory:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics = Path(directory) / "metrics"
+            metrics.mkdir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+        yield Path(directory)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -375,16 +435,18 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from hookledger.logs import configure
-    from hookledger.wiring import build_runtime
+    from hookledger.wiring import build_worker
 
     configure(settings.log_level, settings.gcp_project)
+    parent = int(os.environ.get(PARENT_ENV) or 0)
+    multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     async def run(url: str) -> int:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        runtime = build_runtime(settings, url, background=True)
+        runtime = build_worker(settings, url, multiprocess_metrics=multiprocess)
         assert runtime.background is not None
         supervisor = runtime.background.supervisor
         async with runtime.running():
@@ -397,6 +459,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                     # No /health to report it: end, so that the platform starts
                     # a fresh process and its restart shows.
                     log.error("background job down: the worker exits", extra={"jobs": down})
+                    return 1
+                if parent and os.getppid() != parent:
+                    log.error("serve is gone: its background process stops")
                     return 1
         return 0
 

@@ -3,21 +3,18 @@ overdue, dead letters), read at each scrape of /metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
-from api.metrics import Gauge
+from api.metrics import OUTBOUND, Gauge
 from events.connector import Database
 from events.queries import load
-from scheduler.actions.breaker import CLOSED, CircuitBreaker
+from scheduler.actions.queue import open_circuits
 
 QUERIES = load(Path(__file__).with_name("operations.sql"))
 
 
-async def operation_gauges(
-    db: Database, breakers: Mapping[str, CircuitBreaker] | None = None
-) -> list[Gauge]:
-    """The gauges, read now (and this process's outbound circuit breakers)."""
+async def operation_gauges(db: Database) -> list[Gauge]:
+    """The gauges, read now."""
     row = await db.fetch_one(QUERIES["operation_gauges"])
     pending, overdue, dead_actions, dead_tasks = (int(v) for v in row) if row else (0, 0, 0, 0)
     dead = "Dead letters waiting for an operator, by kind"
@@ -28,10 +25,12 @@ async def operation_gauges(
         Gauge("hookledger_dead_letters", dead, {"kind": "action"}, dead_actions),
         Gauge("hookledger_dead_letters", dead, {"kind": "task"}, dead_tasks),
     ]
-    for provider, breaker in sorted((breakers or {}).items()):
+    # Written by whichever process sends the actions (see open_circuits).
+    circuits = await open_circuits(db)
+    for provider in OUTBOUND:
         gauges.append(Gauge("hookledger_circuit_open", "1 while an outbound provider's circuit "
                             "breaker holds its actions back", {"provider": provider},
-                            0.0 if breaker.state == CLOSED else 1.0))  # fmt: skip
+                            1.0 if provider in circuits else 0.0))  # fmt: skip
     checkpoint = await db.fetch_one(QUERIES["checkpoint_gauges"])
     if checkpoint is not None:  # absent until the first checkpoint: nothing is late yet
         age, unsigned = float(checkpoint[0]), int(checkpoint[1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,15 @@ from events.errors import ChainBroken, HookledgerError
 from events.quarantine import quarantine_counts
 from events.queries import load
 from events.store import verify_chains
+from hookledger.background_process import BackgroundStatus, read_status
 from hookledger.migrations import discover
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
 from hookledger.supervisor import Supervisor
-from scheduler.actions.breaker import CLOSED, CircuitBreaker
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.model import EMAIL_REMINDER, REFUND, ActionRequest
 from scheduler.actions.payments import AuthorizeNet
+from scheduler.actions.queue import open_circuits
 from scheduler.actions.sendgrid import SendGrid
 from scheduler.cloudtasks import TaskQueue
 from scheduler.timers import QUERIES as TIMER_QUERIES
@@ -68,7 +70,7 @@ class SelfTest:
         secrets: SecretStore,
         queue: TaskQueue | None = None,
         supervisor: Supervisor | None = None,
-        breakers: Mapping[str, CircuitBreaker] | None = None,
+        background: Path | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -77,7 +79,8 @@ class SelfTest:
         self._secrets = secrets
         self._queue = queue
         self._supervisor = supervisor
-        self._breakers = breakers or {}
+        # Where serve keeps the state of its background process, if it runs one.
+        self._background = background
 
     async def run(self) -> dict[str, Any]:
         """``{"status": ..., "checks": {name: {"status", "reason"}}}``."""
@@ -87,10 +90,11 @@ class SelfTest:
         }
         for name, adapter in sorted(self._providers.items()):
             checks[f"inbound.{name}"] = inbound(adapter)
-        checks["outbound.sendgrid"] = self._circuit(outbound(self._actions, EMAIL_REMINDER),
-                                                    "sendgrid")  # fmt: skip
-        checks["outbound.payments"] = self._circuit(outbound(self._actions, REFUND),
-                                                    "authorizenet")  # fmt: skip
+        circuits = await self._open_circuits()
+        checks["outbound.sendgrid"] = _circuit(outbound(self._actions, EMAIL_REMINDER),
+                                               "sendgrid", circuits)  # fmt: skip
+        checks["outbound.payments"] = _circuit(outbound(self._actions, REFUND),
+                                               "authorizenet", circuits)  # fmt: skip
         checks["timers"] = await self._guard(self.timers)
         checks["exporter"] = await self._guard(self.exporter)
         checks["quarantine"] = await self._guard(self.quarantine)
@@ -102,13 +106,13 @@ class SelfTest:
             "checks": {name: msgspec.structs.asdict(c) for name, c in checks.items()},
         }
 
-    def _circuit(self, check: Check, provider: str) -> Check:
-        """An open circuit breaker degrades an outbound check that is fine otherwise."""
-        breaker = self._breakers.get(provider)
-        if breaker is None or breaker.state == CLOSED or check.status != OK:
-            return check
-        return Check(DEGRADED, f"circuit {breaker.state.replace('_', '-')}: {provider}'s "
-                               "actions wait for it to answer again")  # fmt: skip
+    async def _open_circuits(self) -> dict[str, str]:
+        """The breakers the sending processes hold open (none if the database
+        cannot tell: the datastore check says why)."""
+        try:
+            return await open_circuits(self._db)
+        except HookledgerError:
+            return {}
 
     async def _guard(self, check: Any) -> Check:
         try:
@@ -182,6 +186,8 @@ class SelfTest:
         return Check(OK, "no event set aside")
 
     def jobs(self) -> Check:
+        if self._background is not None:
+            return background_check(read_status(self._background), time.time())
         if self._supervisor is None:
             return Check(OK, "no background work in this process")
         down = self._supervisor.down()
@@ -234,6 +240,29 @@ def outbound(actions: ActionSettings, kind: str) -> Check:
     if prepared.missing:
         return Check(ERROR, prepared.missing)
     return Check(OK, "credentials present; the request builds")
+
+
+def _circuit(check: Check, provider: str, circuits: Mapping[str, str]) -> Check:
+    """An open circuit breaker degrades an outbound check that is fine otherwise."""
+    state = circuits.get(provider)
+    if state is None or check.status != OK:
+        return check
+    return Check(DEGRADED, f"circuit {state.replace('_', '-')}: {provider}'s "
+                           "actions wait for it to answer again")  # fmt: skip
+
+
+def background_check(status: BackgroundStatus | None, now: float) -> Check:
+    """The jobs check of an intake process whose background work runs in a
+    process of its own, started by serve."""
+    if status is None:
+        return Check(DEGRADED, "the background process has not started yet")
+    if status.down(now):
+        deaths = f"{status.deaths_in_row} deaths in a row; {status.last_error}"
+        return Check(ERROR, f"background process down, restarting with backoff ({deaths})")
+    if not status.running:
+        return Check(DEGRADED, f"background process restarting: {status.last_error}")
+    return Check(OK, f"background process running (pid {status.pid}); "
+                     f"{status.restarts} restarts so far")  # fmt: skip
 
 
 def overall(checks: Mapping[str, Check]) -> str:

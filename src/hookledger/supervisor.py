@@ -27,6 +27,13 @@ RESTART_CAP_SECONDS = 30.0
 JobFactory = Callable[[], Coroutine[Any, Any, None]]
 
 
+def is_down(deaths_in_row: int, running: bool, started_at: float, now: float) -> bool:
+    """Dead too often in a row, and not yet up long enough to count as back."""
+    if deaths_in_row < DOWN_AFTER_DEATHS:
+        return False
+    return not (running and now - started_at >= STABLE_SECONDS)
+
+
 @dataclass
 class JobState:
     """What the supervisor knows of one job."""
@@ -39,10 +46,7 @@ class JobState:
     last_error: str = ""
 
     def down(self, now: float) -> bool:
-        """Dead too often in a row, and not yet up long enough to count as back."""
-        if self.deaths_in_row < DOWN_AFTER_DEATHS:
-            return False
-        return not (self.running and now - self.started_at >= STABLE_SECONDS)
+        return is_down(self.deaths_in_row, self.running, self.started_at, now)
 
 
 class Supervisor:

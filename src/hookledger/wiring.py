@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
@@ -27,6 +28,7 @@ from events.connector import Database
 from events.tree import TREE_CONSUMER
 from hookledger import __version__, http_protocol
 from hookledger.background import Background, task_queue
+from hookledger.background_process import STATUS_ENV, jobs_down
 from hookledger.checkpointer import Checkpointer
 from hookledger.logs import configure
 from hookledger.operations import operation_gauges
@@ -49,9 +51,14 @@ AUTHORIZENET_TRANSACTION_KEY = "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
 
 
 def build_services(
-    settings: Settings, database_url: str, *, multiprocess_metrics: bool = False
+    settings: Settings,
+    database_url: str,
+    *,
+    multiprocess_metrics: bool = False,
+    background_status: Path | None = None,
 ) -> Services:
-    """Everything the app needs, not yet started."""
+    """Everything the app needs, not yet started. ``background_status``: where
+    serve keeps the state of the background process it runs beside this one."""
     metrics = Metrics(multiprocess=multiprocess_metrics)
     runtime = build_runtime(
         settings,
@@ -81,9 +88,7 @@ def build_services(
         order_status=partial(order_status, db),
         signature_limiter=SignatureLimiter(settings.signature_failures_per_minute),
         metrics_tokens=secrets.live(settings.metrics_token, "HOOKLEDGER_METRICS_TOKEN"),
-        operation_gauges=partial(
-            operation_gauges, db, runtime.background.actions.breakers if runtime.background else {}
-        ),
+        operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,
         sign_checkpoint=runtime.checkpointer.checkpoint,
         verifier_key=runtime.checkpointer.verifier_key,
@@ -98,9 +103,10 @@ def build_services(
         supervisor = runtime.background.supervisor
         metrics.register_jobs(runtime.background.jobs())
         services.jobs_down = supervisor.down
-    breakers = runtime.background.actions.breakers if runtime.background is not None else {}
+    elif background_status is not None:
+        services.jobs_down = partial(jobs_down, background_status)
     services.selftest = SelfTest(
-        settings, db, providers, action_config, secrets, queue, supervisor, breakers
+        settings, db, providers, action_config, secrets, queue, supervisor, background_status
     ).run
     # Litestar starts and stops the app by callbacks: the runtime is entered in one
     # and left in the other.
@@ -190,6 +196,27 @@ def build_runtime(
             on_restart=on_restart,
         )
     return Runtime(db, appender, secrets, actions, work, checkpointer)
+
+
+def build_worker(settings: Settings, database_url: str, *, multiprocess_metrics: bool) -> Runtime:
+    """`hookledger worker`'s runtime. Started by serve (``multiprocess_metrics``),
+    it counts its actions, outbound calls and restarts where the intake
+    processes' /metrics adds them up."""
+    if not multiprocess_metrics:
+        return build_runtime(settings, database_url, background=True)
+    metrics = Metrics(multiprocess=True)
+    runtime = build_runtime(
+        settings,
+        database_url,
+        background=True,
+        observe_action=metrics.count_action,
+        observe_call=metrics.observe_call,
+        on_restart=metrics.count_restart,
+    )
+    metrics.safe_mode.set(1 if settings.safe_mode else 0)
+    assert runtime.background is not None
+    metrics.register_jobs(runtime.background.jobs())
+    return runtime
 
 
 def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, Adapter]:
@@ -321,6 +348,12 @@ def app_from_env() -> Litestar:
     # Set by `serve --workers N` before the workers start (prometheus_client
     # reads it when first imported); not a hookledger setting.
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    status = os.environ.get(STATUS_ENV)
     return create_app(
-        build_services(settings, settings.database_url, multiprocess_metrics=multiprocess)
+        build_services(
+            settings,
+            settings.database_url,
+            multiprocess_metrics=multiprocess,
+            background_status=Path(status) if status else None,
+        )
     )

@@ -78,19 +78,39 @@ async def test_actions_wait_while_the_provider_is_down_and_all_go_once_when_it_i
     assert worker.breakers["sendgrid"].state == CLOSED
 
 
-async def test_an_open_breaker_degrades_its_outbound_check_and_shows_in_metrics(
+async def test_an_open_breaker_shows_in_the_selftest_and_metrics_of_any_process(
     db: Database,
 ) -> None:
+    # The intake processes answer /__selftest and /metrics; the breakers live in
+    # the process that sends: what they see is what the sender wrote.
     provider = FakeProvider()
-    provider.close()
-    breakers = {"sendgrid": CircuitBreaker("sendgrid", threshold=1)}
-    breakers["sendgrid"].failed()
-    settings = Settings(database_url="postgresql://unused", safe_mode=False)
-    report = await SelfTest(settings, db, {}, settings_for(provider), SecretStore(),
-                            breakers=breakers).run()  # fmt: skip
+    provider.answer((503, b"down"))
+    await queue(db, email("cb-shared"))
+    settings = settings_for(provider, breaker_failures=1, breaker_cool_down_seconds=60)
+    worker = worker_for(db, settings, batch_size=1)
+    try:
+        await worker.run_once()
+    finally:
+        provider.close()
+    assert worker.breakers["sendgrid"].state == OPEN
+    elsewhere = Settings(database_url="postgresql://unused", safe_mode=False)
+    report = await SelfTest(elsewhere, db, {}, settings, SecretStore()).run()
     sendgrid = report["checks"]["outbound.sendgrid"]
     assert sendgrid["status"] == "degraded" and "circuit open" in sendgrid["reason"]
     assert report["checks"]["outbound.payments"]["status"] == "ok"
-    gauges = {g.labels.get("provider"): g.value for g in await operation_gauges(db, breakers)
-              if g.name == "hookledger_circuit_open"}  # fmt: skip
-    assert gauges == {"sendgrid": 1.0}
+    assert await circuit_gauges(db) == {"sendgrid": 1.0, "authorizenet": 0.0}
+
+
+async def test_a_dead_senders_open_breaker_stops_counting_once_it_expires(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            "INSERT INTO circuit_breakers (provider, holder, state, expires_at) VALUES "
+            "('sendgrid', 'gone:1', 'open', now() - interval '1 second'), "
+            "('authorizenet', 'live:2', 'half_open', now() + interval '1 minute')"
+        )
+    assert await circuit_gauges(db) == {"sendgrid": 0.0, "authorizenet": 1.0}
+
+
+async def circuit_gauges(db: Database) -> dict[str, float]:
+    return {g.labels["provider"]: g.value for g in await operation_gauges(db)
+            if g.name == "hookledger_circuit_open"}  # fmt: skip

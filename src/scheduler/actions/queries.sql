@@ -68,3 +68,19 @@ SELECT state, attempts, last_error FROM actions WHERE key = %s
 SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
 FROM actions
 WHERE state = 'pending'
+
+-- name: record_breakers
+-- A sending process's breakers whose state changed, each kept for the seconds
+-- given (its cool-down and a grace) unless written again.
+INSERT INTO circuit_breakers (provider, holder, state, changed_at, expires_at)
+SELECT provider, %s, state, now(), now() + make_interval(secs => %s)
+FROM unnest(%s::text[], %s::text[]) AS t(provider, state)
+ON CONFLICT (provider, holder) DO UPDATE
+SET state = EXCLUDED.state, changed_at = EXCLUDED.changed_at, expires_at = EXCLUDED.expires_at
+
+-- name: open_circuits
+-- Each provider whose breaker some live sending process holds open or half-open.
+SELECT provider, max(state)
+FROM circuit_breakers
+WHERE state <> 'closed' AND expires_at > now()
+GROUP BY provider

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -102,3 +102,19 @@ def _claimed(row: Row) -> ClaimedAction:
     key, kind, order_id, trigger_event_id, params, attempts, retries = row
     request = ActionRequest(key, kind, order_id, trigger_event_id, params)
     return ClaimedAction(request, attempts=attempts, retries=retries)
+
+
+async def record_breakers(
+    session: Session, holder: str, states: Mapping[str, str], keep_seconds: float
+) -> None:
+    """Write this process's breakers whose state changed (``provider: state``),
+    each trusted for ``keep_seconds`` unless written again."""
+    if states:
+        providers = list(states)
+        params = (holder, keep_seconds, providers, [states[p] for p in providers])
+        await session.execute(QUERIES["record_breakers"], params)
+
+
+async def open_circuits(db: Database) -> dict[str, str]:
+    """Each provider some live sending process holds open (``open`` or ``half_open``)."""
+    return {str(p): str(s) for p, s in await db.fetch_all(QUERIES["open_circuits"])}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -18,7 +20,7 @@ from events.errors import HookledgerError, Unavailable
 from events.model import NewEvent
 from events.retry import retry_delay
 from events.wakeup import Wakeup
-from scheduler.actions.breaker import CircuitBreaker
+from scheduler.actions.breaker import CLOSED, CircuitBreaker
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.http import Prepared, Sender, Verdict, send
 from scheduler.actions.model import EMAIL_EXPIRED, EMAIL_REMINDER, REFUND, ClaimedAction
@@ -35,6 +37,7 @@ from scheduler.actions.queue import (
     claim_due,
     claim_key,
     finish,
+    record_breakers,
     recorded_outcomes,
     seconds_to_next_due,
 )
@@ -92,6 +95,9 @@ class ActionWorker:
         self._observe_call = observe_call
         self._observe_breaker = observe_breaker
         self.breakers: dict[str, CircuitBreaker] = {}
+        # What this process last wrote of its breakers (the intake reads them).
+        self._recorded_states: dict[str, str] = {}
+        self._holder = f"{socket.gethostname()}:{os.getpid()}"[:200]
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_interval = poll_interval
@@ -181,11 +187,23 @@ class ActionWorker:
             # Only outcomes now durable in the ledger move their rows on; the
             # others stay pending and run again.
             await finish(session, [*ended.values(), *held, *(a.finish for a in recorded)])
+            await self._record_breakers(session)
         for attempt in recorded:
             self._report(attempt)
         if failures:
             raise failures[0]
         return len(claimed)
+
+    async def _record_breakers(self, session: Session) -> None:
+        """Share the breakers that changed since last written: /__selftest and
+        /metrics are answered by other processes."""
+        changed = {p: b.state for p, b in self.breakers.items()
+                   if self._recorded_states.get(p, CLOSED) != b.state}  # fmt: skip
+        if not changed:
+            return
+        keep = self._settings.breaker_cool_down_seconds + self._settings.timeout_seconds + 60
+        await record_breakers(session, self._holder, changed, keep)
+        self._recorded_states.update(changed)
 
     async def _already_ended(
         self, session: Session, claimed: list[ClaimedAction]
