@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
         help="also run each mode with the Merkle tree and signed checkpoints following the "
         "intake (benchmarks.checkpointing, beside the server), alternating with runs without",
     )
+    parser.add_argument(
+        "--serve-default",
+        action="store_true",
+        help="run `hookledger serve` as a newcomer does, with no options (an intake process "
+        "per CPU, the background work in a process of its own), group commit only, and "
+        "measure how long the background work takes to catch up after the load",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs of each mode; the report adds the medians"
+    )
     parser.add_argument("--log-dir", type=Path, help="keep the server logs in this directory")
     parser.add_argument("--verbose", action="store_true", help="also print wrk's own report")
     return parser
@@ -79,13 +89,19 @@ def run_all(
     """Each mode, each tree in turn: with two trees, their runs alternate, so that
     both meet the shared machine's moments alike."""
     results = []
-    for label, group_commit in MODES:
-        for tree in trees:
-            named = label if len(trees) == 1 else f"{label}, {tree.label}"
-            results.append(run(named, group_commit, tree, wrk, server_url, workdir, args))
-            if args.checkpointing:
-                results.append(run(f"{named}, checkpointing", group_commit, tree, wrk,
-                                   server_url, workdir, args, checkpointing=True))  # fmt: skip
+    modes = MODES[:1] if args.serve_default else MODES
+    for number in range(1, args.runs + 1):
+        for label, group_commit in modes:
+            for tree in trees:
+                named = label if len(trees) == 1 else f"{label}, {tree.label}"
+                if args.runs > 1:
+                    named += f", run {number}"
+                results.append(run(named, group_commit, tree, wrk, server_url, workdir, args,
+                                   number=number))  # fmt: skip
+                if args.checkpointing:
+                    results.append(run(f"{named}, checkpointing", group_commit, tree, wrk,
+                                       server_url, workdir, args, checkpointing=True,
+                                       number=number))  # fmt: skip
     return results
 
 
@@ -95,8 +111,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.duration <= 0 or args.workers <= 0 or args.wrk_threads <= 0:
-        print("--duration, --workers and --wrk-threads must be positive", file=sys.stderr)
+    if min(args.duration, args.workers, args.wrk_threads, args.runs) <= 0:
+        print("--duration, --workers, --wrk-threads and --runs must be positive", file=sys.stderr)
         return 2
     if args.connections < args.wrk_threads:
         print("--connections must be at least --wrk-threads", file=sys.stderr)

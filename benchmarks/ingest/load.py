@@ -24,6 +24,12 @@ class WrkResult:
     p99_ms: float
     max_ms: float
     wrapped: int
+    # Answers by kind (see ingest.lua): 2xx, 503, 429, other, refusals without Retry-After.
+    accepted: int = 0
+    shed: int = 0
+    limited: int = 0
+    other: int = 0
+    no_retry_after: int = 0
 
 
 def run_wrk(wrk: str, port: int, prefix: Path, args: argparse.Namespace) -> WrkResult:
@@ -63,4 +69,9 @@ def run_wrk(wrk: str, port: int, prefix: Path, args: argparse.Namespace) -> WrkR
         p99_ms=data["p99_us"] / 1000,
         max_ms=data["max_us"] / 1000,
         wrapped=data["wrapped"],
+        accepted=data["accepted"],
+        shed=data["shed"],
+        limited=data["limited"],
+        other=data["other"],
+        no_retry_after=data["no_retry_after"],
     )

@@ -163,3 +163,42 @@ def summarise_log(path: Path) -> tuple[dict[str, int], list[tuple[str, int]]]:
             detail = record.get("error") or record.get("detail") or ""
             problems[f"{severity} {record.get('message')} {detail}".strip()[:160]] += 1
     return dict(severities), problems.most_common(5)
+
+
+# The background work keeps up when every consumer's lag is back under this...
+CAUGHT_UP_LAG_SECONDS = 5.0
+# ...within this long of the load's end (the issue's target); measured up to a minute.
+CATCH_UP_TARGET_SECONDS = 10.0
+CATCH_UP_LIMIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """The consumers' lag when the load ended, and how long it took to fall back."""
+
+    lag_at_end: float
+    seconds: float | None  # None: still behind after CATCH_UP_LIMIT_SECONDS
+
+
+def largest_lag(metrics_text: str) -> float:
+    """The largest ``hookledger_consumer_lag_seconds`` of a /metrics text."""
+    lags = [
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == "hookledger_consumer_lag_seconds"
+        for sample in family.samples
+    ]
+    return max(lags, default=0.0)
+
+
+def catch_up(metrics: Callable[[], str], clock: Callable[[], float]) -> CatchUp:
+    """Poll the server's lag from the moment the load ended until it is back
+    under CAUGHT_UP_LAG_SECONDS."""
+    ended = clock()
+    lag_at_end = lag = largest_lag(metrics())
+    while lag >= CAUGHT_UP_LAG_SECONDS:
+        if clock() - ended > CATCH_UP_LIMIT_SECONDS:
+            return CatchUp(lag_at_end, None)
+        threading.Event().wait(0.25)
+        lag = largest_lag(metrics())
+    return CatchUp(lag_at_end, clock() - ended)

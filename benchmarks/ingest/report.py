@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 from collections.abc import Callable, Sequence
 
+from benchmarks.ingest.measure import CATCH_UP_TARGET_SECONDS, CAUGHT_UP_LAG_SECONDS, CatchUp
 from benchmarks.ingest.run import RunResult
 
 TARGET_RATE = 5_000.0
@@ -55,6 +57,8 @@ def report(
     add("events in the database", lambda r: f"{r.events:,}")
     add("responses completed", lambda r: f"{r.wrk.requests:,}")
     add("non-2xx responses", lambda r: f"{r.wrk.status_errors:,}", "0")
+    add("refused: 503 / 429", lambda r: f"{r.wrk.shed:,} / {r.wrk.limited:,}")
+    add("refused without Retry-After", lambda r: f"{r.wrk.no_retry_after:,}", "0")
     add("socket errors / timeouts", lambda r: f"{r.wrk.socket_errors} / {r.wrk.timeouts}", "0 / 0")
     add("server peak RSS (MiB)", lambda r: f"{r.server.peak_rss_mib:.0f}")
     add(
@@ -71,13 +75,26 @@ def report(
     add("mean commit batch (events)", lambda r: optional(r.server.mean_batch, ".1f"))
     add("mean commit batch time (ms)", lambda r: optional(r.server.mean_batch_ms, ".2f"))
     add("measured seconds", lambda r: f"{r.wrk.seconds:.1f}")
+    if any(r.caught_up is not None for r in runs):
+        add("consumer lag at load end (s)",
+            lambda r: optional(r.caught_up.lag_at_end if r.caught_up else None, ".1f"))  # fmt: skip
+        add(
+            f"lag under {CAUGHT_UP_LAG_SECONDS:.0f} s after (s)",
+            lambda r: optional(r.caught_up.seconds if r.caught_up else None, ".1f"),
+            f"<= {CATCH_UP_TARGET_SECONDS:.0f}  "
+            + verdicts(lambda r: _caught_up_in_time(r.caught_up)),
+        )
 
-    header = ("", *(_column(r, len(trees)) for r in runs), "target (group commit)")
+    several = args.runs > 1
+    header = ("", *(r.label if several else _column(r, len(trees)) for r in runs),
+              "target (group commit)")  # fmt: skip
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     print()
+    shape = ("`hookledger serve` with no options" if args.serve_default
+             else f"{args.workers} server worker(s), intake only")  # fmt: skip
     print(
         f"hookledger ingest: {args.duration} s per run, {args.connections} keep-alive "
-        f"connections, {args.workers} server worker(s), wrk {args.wrk_threads} thread(s)"
+        f"connections, {shape}, wrk {args.wrk_threads} thread(s)"
     )
     print(f"{os.cpu_count()} CPUs shared by server, Postgres and wrk; {context}")
     if len(trees) > 1:
@@ -90,6 +107,10 @@ def report(
     print()
     for tree in dict.fromkeys(r.tree for r in runs):
         pair = [r for r in runs if r.tree == tree]
+        if several:
+            _print_medians(tree, pair)
+        if all(r.group_commit for r in pair):
+            continue  # serve's default: group commit only
         ratio = _ratio(pair)
         named = f" ({tree})" if len(trees) > 1 else ""
         print(
@@ -101,6 +122,31 @@ def report(
         print(f"\n{result.label}:")
         for note in _notes(result, args.connections):
             print(f"  {note}")
+
+
+def _caught_up_in_time(caught_up: CatchUp | None) -> bool:
+    return (
+        caught_up is not None
+        and caught_up.seconds is not None
+        and caught_up.seconds <= CATCH_UP_TARGET_SECONDS
+    )
+
+
+def _print_medians(tree: str, runs: Sequence[RunResult]) -> None:
+    """Each mode's median rate and p99 over its runs, against the targets."""
+    for group_commit in (True, False):
+        chosen = [r for r in runs if r.group_commit == group_commit]
+        if not chosen:
+            continue
+        rate = statistics.median(r.rate for r in chosen)
+        p99 = statistics.median(r.wrk.p99_ms for r in chosen)
+        mode = "group commit" if group_commit else "one commit per request"
+        line = (f"median of {len(chosen)} runs, {mode} ({tree}): {rate:,.0f} events/s, "
+                f"p99 {p99:.1f} ms")  # fmt: skip
+        if group_commit:
+            line += (f"   targets >= {TARGET_RATE:,.0f} {_verdict(rate >= TARGET_RATE)}, "
+                     f"<= {TARGET_P99_MS:.0f} ms {_verdict(p99 <= TARGET_P99_MS)}")  # fmt: skip
+        print(line)
 
 
 def _column(result: RunResult, trees: int) -> str:

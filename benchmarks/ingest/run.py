@@ -14,10 +14,12 @@ from pathlib import Path
 from benchmarks.databases import count_events, scratch_database
 from benchmarks.ingest.load import WrkResult, run_wrk
 from benchmarks.ingest.measure import (
+    CatchUp,
     CpuSnapshot,
     CpuUse,
     PeakMemory,
     ServerSample,
+    catch_up,
     server_sample,
     summarise_log,
 )
@@ -46,6 +48,8 @@ class RunResult:
     connections: list[int]
     group_commit: bool
     tree: str
+    # With the background work in the server (serve's default): its catching up.
+    caught_up: CatchUp | None = None
 
     @property
     def rate(self) -> float:
@@ -66,11 +70,14 @@ def run(
     args: argparse.Namespace,
     *,
     checkpointing: bool = False,
+    number: int = 1,
 ) -> RunResult:
     slug = ("group" if group_commit else "single") + tree.slug + ("-cp" if checkpointing else "")
+    slug += f"-{number}"
     speed = python_speed()
     with scratch_database(server_url) as url:
-        server = Server(url, args.workers, group_commit, workdir / f"server-{slug}.log", tree)
+        server = Server(url, args.workers, group_commit, workdir / f"server-{slug}.log", tree,
+                        default_shape=args.serve_default)  # fmt: skip
         total = args.requests or max(MIN_REQUESTS, args.duration * REQUESTS_PER_SECOND_BUDGET)
         print(f"[{label}] signing {total:,} requests ...", flush=True)
         started = time.monotonic()
@@ -110,6 +117,11 @@ def run(
                     counter.cancel()  # wrk failed early: no count of a server being stopped
                     counter.join()
                 after = CpuSnapshot.take(server.pids(), url)
+                caught_up = None
+                if args.serve_default:
+                    print(f"[{label}] waiting for the background work to catch up ...",
+                          flush=True)  # fmt: skip
+                    caught_up = catch_up(server.metrics, time.monotonic)
                 sample = server_sample(server.metrics(), memory.stop(), len(server.pids()))
             finally:
                 if side is not None:
@@ -125,5 +137,5 @@ def run(
     cpu = CpuUse.between(before, after, measured.seconds)
     return RunResult(
         label, events, measured, sample, cpu, counts, messages, exit_code, speed, split,
-        group_commit, tree.label + (", checkpointing" if checkpointing else ""),
+        group_commit, tree.label + (", checkpointing" if checkpointing else ""), caught_up,
     )  # fmt: skip

@@ -45,10 +45,18 @@ class Server:
     """``hookledger serve`` as an operator runs it, in its own process group."""
 
     def __init__(
-        self, database_url: str, workers: int, group_commit: bool, log: Path, tree: CodeTree
+        self,
+        database_url: str,
+        workers: int,
+        group_commit: bool,
+        log: Path,
+        tree: CodeTree,
+        *,
+        default_shape: bool = False,
     ) -> None:
         self.port = free_port()
         self.workers = workers
+        self.default_shape = default_shape
         self.log = log
         self.tree = tree
         self.env = tree.environment({
@@ -63,24 +71,19 @@ class Server:
             # a checkpoint is signed every interval (a tree without it ignores this).
             "HOOKLEDGER_CHECKPOINT_KEY": CHECKPOINT_KEY,
         })  # fmt: skip
+        if default_shape:
+            self.env["HOOKLEDGER_BACKGROUND"] = "true"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as log:
+            # As a newcomer starts it (one intake process per CPU, the background
+            # work in a process of its own), or intake alone: projections and timers
+            # run in `hookledger worker` processes of their own in a deployment
+            # sized for this load.
+            shape = [] if self.default_shape else ["--workers", str(self.workers), "--no-workers"]
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "hookledger.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                    # Intake alone: projections and timers run in `hookledger worker`
-                    # processes of their own in a deployment sized for this load.
-                    "--no-workers",
-                ],
+                [sys.executable, "-m", "hookledger.cli", "serve", "--port", str(self.port), *shape],
                 env=self.env,
                 cwd=self.tree.root,
                 stdout=log,

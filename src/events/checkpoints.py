@@ -53,3 +53,11 @@ async def consumer_lags(db: Database) -> list[ConsumerLag]:
     """Every consumer's distance from the ledger's head, in events and seconds."""
     rows = await db.fetch_all(QUERIES["consumer_lags"])
     return [ConsumerLag(name=r[0], position=r[1], events=r[2], seconds=r[3]) for r in rows]
+
+
+async def commit_without_waiting(session: Session) -> None:
+    """Let this transaction commit without waiting for the disk. For a consumer
+    of derived data only: a crash may lose its last batches with the checkpoint
+    that counted them (the same transaction), and they are applied again; the
+    WAL is written in order, so a later durable commit takes them along."""
+    await session.execute(QUERIES["commit_without_waiting"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -57,3 +57,29 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     prev_hash: str
     hash: str
     hash_rule: int = 1  # which rule of events/chain.py made ``hash``
+
+
+class EventHead(msgspec.Struct, frozen=True):
+    """What a consumer that reads whole streams again needs of each new event:
+    where it is and what it is, not its body (``store.read_heads_after``)."""
+
+    position: int
+    provider: str
+    event_id: str
+    stream: str
+    type: str
+
+
+class Headed(Protocol):
+    """An event's head, whether read alone (EventHead) or with the whole event."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def type(self) -> str: ...

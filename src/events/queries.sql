@@ -229,3 +229,9 @@ SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
        recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
 FROM events
 ORDER BY position
+
+-- name: read_heads_after
+-- What the projections and the policy need of each new event: they read the
+-- streams it touched whole, so its body would be read (and decoded) twice.
+SELECT position, provider, event_id, stream, type FROM events
+WHERE position > %s ORDER BY position LIMIT %s

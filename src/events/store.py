@@ -10,7 +10,7 @@ import msgspec
 from events.chain import verify_stream
 from events.connector import Database, Row
 from events.errors import ChainBroken
-from events.model import RecordedEvent
+from events.model import EventHead, RecordedEvent
 from events.queries import QUERIES
 
 
@@ -49,6 +49,12 @@ async def read_after(db: Database, position: int, limit: int = 1000) -> list[Rec
     """
     rows = await db.fetch_all(QUERIES["read_after"], (position, limit))
     return [to_event(r) for r in rows]
+
+
+async def read_heads_after(db: Database, position: int, limit: int = 1000) -> list[EventHead]:
+    """``read_after``, only the heads of the events (no body, no chain)."""
+    rows = await db.fetch_all(QUERIES["read_heads_after"], (position, limit))
+    return [EventHead(*r) for r in rows]
 
 
 class VerifyReport(msgspec.Struct, frozen=True):

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import msgspec
 
 from events import merkle
+from events.checkpoints import commit_without_waiting
 from events.connector import Database, Session
 from events.errors import DataRefused, TreeBroken
 from events.queries import QUERIES
@@ -75,7 +76,7 @@ class TreeConsumer:
         # The tree is derived: a crash may lose its last batches (with the
         # checkpoint that counted them, in the same transaction), never the
         # ledger, so its commits need not wait for the disk.
-        await session.execute(QUERIES["commit_without_waiting"])
+        await commit_without_waiting(session)
         row = await session.fetch_one(QUERIES["tree_size"])
         size = int(row[0]) if row else 0
         stored = await _nodes(session, merkle.frontier_nodes(size))

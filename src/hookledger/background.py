@@ -12,6 +12,7 @@ from functools import partial
 from events.appender import Appender
 from events.connector import Database
 from events.consumer import ConsumerRunner
+from events.store import read_heads_after
 from events.tree import TreeConsumer, read_hashes_after
 from hookledger.checkpointer import Checkpointer
 from hookledger.exports import bigquery_config, run_bigquery_exporter
@@ -19,6 +20,7 @@ from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
 from hookledger.supervisor import JobFactory, Supervisor
 from projections.projectors import PROJECTIONS, ProjectionConsumer
+from projections.stream_cache import StreamCache
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.worker import ActionWorker
 from scheduler.cloudtasks import TaskQueue, TaskSync, TaskTarget
@@ -54,11 +56,16 @@ class Background:
         secrets: SecretStore | None = None,
         on_restart: Callable[[str], None] | None = None,
     ) -> None:
+        # They read each touched order's stream whole: of the new events, the
+        # heads are enough.
+        # and they share one read (and fold) of each stream.
+        streams = StreamCache()
         self.runners = [
-            ConsumerRunner(db, ProjectionConsumer(projection))
+            ConsumerRunner(db, ProjectionConsumer(projection, streams), read=read_heads_after)
             for projection in PROJECTIONS.values()
         ]
-        self.policy = ConsumerRunner(db, CountdownPolicy(appender, countdown_config(settings)))
+        policy = CountdownPolicy(appender, countdown_config(settings), streams=streams)
+        self.policy = ConsumerRunner(db, policy, read=read_heads_after)
         # The tree reads only hashes: bigger batches, fewer round trips.
         # The tree only has to lead the checkpoints: it reads once a second, not
         # at every append's NOTIFY, so its cost is a few statements per second

@@ -30,6 +30,8 @@ log = logging.getLogger("hookledger")
 # Set by serve for the background process it starts: that process ends when
 # serve is gone (killed, so it could not stop it).
 PARENT_ENV = "HOOKLEDGER_SERVE_PID"
+# How far serve's background process stands back from its intake processes.
+BACKGROUND_NICENESS = 19
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -439,6 +441,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     configure(settings.log_level, settings.gcp_project)
     parent = int(os.environ.get(PARENT_ENV) or 0)
+    if parent:
+        # Beside serve's intake processes: under load the intake comes first
+        # (a provider waits for its answer; an event waits in the ledger), and
+        # the background work takes the cores back once the load ends.
+        _stand_back(BACKGROUND_NICENESS)
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     async def run(url: str) -> int:
@@ -466,6 +473,19 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _on_url(settings, run)
+
+
+def _stand_back(niceness: int) -> None:
+    """Lower this process's CPU priority. serve starts it in a session of its
+    own, and Linux weighs each session (autogroup) alike whatever its processes'
+    nice values: the session's own niceness is set too, where the kernel has one."""
+    os.nice(niceness)
+    autogroup = Path("/proc/self/autogroup")
+    if autogroup.exists():
+        try:
+            autogroup.write_text(str(niceness))
+        except OSError as exc:
+            log.info("could not lower the session's CPU priority", extra={"error": str(exc)})
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

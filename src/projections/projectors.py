@@ -4,18 +4,23 @@ from a fold of those orders' whole streams, so arrival order never matters."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, LiteralString
 
+from events.checkpoints import commit_without_waiting
 from events.connector import Row, Session
-from events.model import RecordedEvent
+from events.model import Headed
 from events.quarantine import error_text
 from events.queries import load
 from projections.facts import FoldEvent, order_id_of
 from projections.fold import PAYMENT_TYPES, OrderState, fold
+from projections.stream_cache import StreamCache
 
 QUERIES = load(Path(__file__).with_name("queries.sql"))
+# The timer workers look at least this often (their poll); a timer due later
+# needs no NOTIFY to be found in time.
+WAKE_TIMERS_WITHIN = timedelta(seconds=60)
 
 
 class Table:
@@ -52,7 +57,7 @@ class Projection:
     def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
         raise NotImplementedError
 
-    def relevant(self, event: RecordedEvent) -> bool:
+    def relevant(self, event: Headed) -> bool:
         """Whether the event can change this projection's rows: the others (an
         email's delivery, a dry run) are passed over without a refold."""
         raise NotImplementedError
@@ -75,7 +80,7 @@ class OrdersProjection(Projection):
         columns = ("order_id", "created_at", "total", "currency", "customer", "status")
         super().__init__("orders", (Table("orders", columns, "delete_orders", "insert_orders"),))
 
-    def relevant(self, event: RecordedEvent) -> bool:
+    def relevant(self, event: Headed) -> bool:
         kind = event.type
         return (
             kind.startswith(("order.", "payment."))
@@ -97,7 +102,7 @@ class VerificationsProjection(Projection):
         table = Table("verifications", columns, "delete_verifications", "insert_verifications")
         super().__init__("verifications", (table,))
 
-    def relevant(self, event: RecordedEvent) -> bool:
+    def relevant(self, event: Headed) -> bool:
         return event.provider == "veriff"
 
     def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
@@ -126,7 +131,7 @@ class CountdownsProjection(Projection):
             ),
         )
 
-    def relevant(self, event: RecordedEvent) -> bool:
+    def relevant(self, event: Headed) -> bool:
         return event.type.startswith("countdown.") or event.provider == "veriff"
 
     def rows(self, state: OrderState) -> list[list[tuple[Any, ...]]]:
@@ -139,8 +144,11 @@ class CountdownsProjection(Projection):
 
     async def write(self, session: Session, states: Sequence[OrderState]) -> None:
         await super().write(session, states)
-        # Wake the timer workers: a new or moved timer may be due before they'd look.
-        await session.execute(QUERIES["notify_timers"])
+        # Wake the timer workers when a new or moved timer may be due before they
+        # would look again (NOTIFY takes a lock every commit of the cluster shares).
+        soon = datetime.now(UTC) + WAKE_TIMERS_WITHIN
+        if any(t.due_at <= soon for state in states for t in state.timers):
+            await session.execute(QUERIES["notify_timers"])
 
 
 PROJECTIONS: dict[str, Projection] = {
@@ -151,20 +159,27 @@ PROJECTIONS: dict[str, Projection] = {
 class ProjectionConsumer:
     """Applies a projection to each batch of the ledger (a ``Consumer``)."""
 
-    def __init__(self, projection: Projection) -> None:
+    def __init__(self, projection: Projection, streams: StreamCache | None = None) -> None:
         self.projection = projection
         self.name = projection.consumer_name
+        # Shared with the process's other consumers, which read the same streams.
+        self._streams = streams
 
-    async def apply(self, session: Session, events: list[RecordedEvent]) -> None:
+    async def apply(self, session: Session, events: Sequence[Headed]) -> None:
         streams = touched_orders(events, self.projection.relevant)
-        if streams:
+        if not streams:
+            return
+        # Rows rebuilt from the ledger: a crash costs a batch applied again.
+        await commit_without_waiting(session)
+        if self._streams is None:
             states = await fold_streams(session, streams, self.name)
-            await self.projection.write(session, states)
+        else:
+            read = await self._streams.read(session, streams, self.name, events[-1].position)
+            states = [folded.state for folded in read]
+        await self.projection.write(session, states)
 
 
-def touched_orders(
-    events: Iterable[RecordedEvent], relevant: Callable[[RecordedEvent], bool]
-) -> list[str]:
+def touched_orders(events: Iterable[Headed], relevant: Callable[[Headed], bool]) -> list[str]:
     """The order streams that ``relevant`` events of a batch belong to, sorted."""
     return sorted({e.stream for e in events if order_id_of(e.stream) is not None and relevant(e)})
 

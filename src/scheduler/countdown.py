@@ -60,12 +60,17 @@ def closing(state: OrderState, kind: str, payload: dict[str, Any]) -> NewEvent:
 
 
 def on_events(
-    order_id: str, events: Sequence[EventLike], config: CountdownConfig, now: datetime
+    order_id: str,
+    events: Sequence[EventLike],
+    config: CountdownConfig,
+    now: datetime,
+    folded: OrderState | None = None,
 ) -> tuple[OrderState, list[NewEvent]]:
     """Decisions the policy takes when an order's events change: start the
     countdown once the order exists, then satisfy or cancel it. Returns the
-    order's state (with those decisions applied) and the decisions."""
-    state = fold(order_id, events)
+    order's state (with those decisions applied) and the decisions.
+    ``folded``: the fold of ``events``, when already made."""
+    state = folded if folded is not None else fold(order_id, events)
     decided: list[NewEvent] = []
     if state.countdown is None:
         if state.ordered_at is None:

@@ -17,9 +17,10 @@ from events.checkpoints import advance_checkpoint, lock_checkpoint, read_checkpo
 from events.connector import Database
 from events.consumer import ConsumerRunner
 from events.model import NewEvent
-from events.store import read_after
+from events.store import read_after, read_heads_after
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from projections.replay import replay
+from projections.stream_cache import StreamCache
 from tests.factories import new_event
 
 TABLES = {
@@ -67,13 +68,17 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     return {name: sorted(await db.fetch_all(query)) for name, query in TABLES.items()}
 
 
-async def apply_in_batches(db: Database, sizes: list[int]) -> None:
-    """Run every projection over the new events, in batches of the given sizes."""
+async def apply_in_batches(
+    db: Database, sizes: list[int], streams: StreamCache | None = None
+) -> None:
+    """Run every projection over the new events, in batches of the given sizes
+    (with ``streams``: sharing their reads, of the new events' heads only)."""
     for projection in PROJECTIONS.values():
-        consumer = ProjectionConsumer(projection)
+        consumer = ProjectionConsumer(projection, streams)
         position = await read_checkpoint(db, consumer.name)
         for size in sizes * 1000:
-            batch = await read_after(db, position, size)
+            reader = read_after if streams is None else read_heads_after
+            batch: list[Any] = await reader(db, position, size)
             if not batch:
                 break
             async with db.transaction() as session:
@@ -100,6 +105,31 @@ async def test_projections_applied_incrementally_equal_a_rebuild(
     for start in range(0, len(events), 5):
         await write(db, events[start : start + 5])
         await apply_in_batches(db, sizes)
+    live = await snapshot(db)
+    await replay(db, list(PROJECTIONS.values()), parts=1)
+    assert await snapshot(db) == live
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**32),
+    orders=st.integers(1, 6),
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+    capacity=st.integers(1, 8),
+)
+async def test_projections_sharing_their_stream_reads_equal_a_rebuild(
+    db: Database, seed: int, orders: int, sizes: list[int], capacity: int
+) -> None:
+    # A cache smaller than the orders drops streams while others still need them.
+    rng = random.Random(seed)
+    events = [e for n in range(orders) for e in order_events(f"{seed}-{n}", rng)]
+    rng.shuffle(events)
+    streams = StreamCache(capacity)
+    for start in range(0, len(events), 5):
+        await write(db, events[start : start + 5])
+        await apply_in_batches(db, sizes, streams)
     live = await snapshot(db)
     await replay(db, list(PROJECTIONS.values()), parts=1)
     assert await snapshot(db) == live
