@@ -70,8 +70,8 @@ class EventHead(msgspec.Struct, frozen=True):
     type: str
 
 
-class Headed(Protocol):
-    """An event's head, whether read alone (EventHead) or with the whole event."""
+class Identified(Protocol):
+    """Which event it is: where in the ledger, from whom, of what type."""
 
     @property
     def position(self) -> int: ...
@@ -80,6 +80,11 @@ class Headed(Protocol):
     @property
     def event_id(self) -> str: ...
     @property
-    def stream(self) -> str: ...
-    @property
     def type(self) -> str: ...
+
+
+class Headed(Identified, Protocol):
+    """An event's head, whether read alone (EventHead) or with the whole event."""
+
+    @property
+    def stream(self) -> str: ...

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from events.model import ORDER_STREAM_PREFIX
+from events.model import ORDER_STREAM_PREFIX, Identified
 from events.times import believable, read_time
 
 HOOKLEDGER = "hookledger"
@@ -26,17 +26,9 @@ FINAL_DECISIONS = frozenset(
 )
 
 
-class EventLike(Protocol):
+class EventLike(Identified, Protocol):
     """The parts of a ledger event the folds read."""
 
-    @property
-    def position(self) -> int: ...
-    @property
-    def provider(self) -> str: ...
-    @property
-    def event_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
     @property
     def occurred_at(self) -> datetime | None: ...
     @property

@@ -88,14 +88,16 @@ async def apply_in_batches(
             position = batch[-1].position
 
 
-@settings(
+EXAMPLES = settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    seed=st.integers(0, 2**32),
-    orders=st.integers(1, 6),
-    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=4),
-)
+SEEDS = st.integers(0, 2**32)
+ORDERS = st.integers(1, 6)
+SIZES = st.lists(st.integers(1, 9), min_size=1, max_size=4)
+
+
+@EXAMPLES
+@given(seed=SEEDS, orders=ORDERS, sizes=SIZES)
 async def test_projections_applied_incrementally_equal_a_rebuild(
     db: Database, seed: int, orders: int, sizes: list[int]
 ) -> None:
@@ -110,15 +112,8 @@ async def test_projections_applied_incrementally_equal_a_rebuild(
     assert await snapshot(db) == live
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    seed=st.integers(0, 2**32),
-    orders=st.integers(1, 6),
-    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=4),
-    capacity=st.integers(1, 8),
-)
+@EXAMPLES
+@given(seed=SEEDS, orders=ORDERS, sizes=SIZES, capacity=st.integers(1, 8))
 async def test_projections_sharing_their_stream_reads_equal_a_rebuild(
     db: Database, seed: int, orders: int, sizes: list[int], capacity: int
 ) -> None:
