@@ -64,8 +64,16 @@ class Appender:
         observe: BatchObserver | None = None,
         max_queued: int = 10_000,
         max_wait: float = 2.0,
+        derived: bool = False,
     ) -> None:
         self._db = db
+        # Appends of derived events (decisions a consumer makes again after a
+        # crash, under fixed ids) commit without waiting for the disk: the append
+        # lock is then held for Postgres's work only, not for a flush, and the
+        # intake's appends wait less behind them. The WAL is written in order, so
+        # any later durable commit (an acknowledged webhook, a signed checkpoint)
+        # makes them durable too, and nothing outside the database sees them first.
+        self._derived = derived
         self._max_batch = max_batch
         self._group_commit = group_commit
         self._observe = observe
@@ -201,7 +209,7 @@ class Appender:
     async def _connection(self) -> Connection:
         if self._conn is None or self._conn.broken:
             await self._drop_connection()
-            self._conn = await self._db.connect_writer()
+            self._conn = await self._db.connect_writer(durable=not self._derived)
         return self._conn
 
     async def _drop_connection(self) -> None:

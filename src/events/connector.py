@@ -258,17 +258,20 @@ class Database:
         self.opened += 1
         return Connection(conn, prepare_all=prepare_all)
 
-    async def connect_writer(self) -> Connection:
+    async def connect_writer(self, *, durable: bool = True) -> Connection:
         """A connection of its own for appends: autocommit, and every query prepared.
 
         Even the queries marked ``[unprepared]`` are, because this connection
         plans with sequential scans off: a plan made while the ledger was small
         cannot become a scan of the whole ledger once it has grown, and a batch
-        saves the planning of its read.
+        saves the planning of its read. Not ``durable``: its commits do not wait
+        for the disk (see ``Appender``).
         """
         conn = await self.connect(autocommit=True, prepare_all=True)
         try:
             await conn.session().execute(QUERIES["plan_with_indexes"])
+            if not durable:
+                await conn.session().execute(QUERIES["commits_without_waiting"])
         except BaseException:
             await conn.close()
             raise

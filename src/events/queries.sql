@@ -23,6 +23,10 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
 -- every execution.
 SELECT set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)
 
+-- name: commits_without_waiting
+-- On an appender's connection for derived events only (see Appender).
+SELECT set_config('synchronous_commit', 'off', false)
+
 -- name: read_batch_state [unprepared]
 -- What a batch must know before it is written, in one round trip: which of its
 -- keys are recorded already ('recorded': provider, event_id, position, body

@@ -64,7 +64,10 @@ class Background:
             ConsumerRunner(db, ProjectionConsumer(projection, streams), read=read_heads_after)
             for projection in PROJECTIONS.values()
         ]
-        policy = CountdownPolicy(appender, countdown_config(settings), streams=streams)
+        # The policy's decisions are derived: made again, under the same ids,
+        # should a crash lose the latest (see Appender's ``derived``).
+        self._decisions = Appender(db, max_batch=settings.max_batch, derived=True)
+        policy = CountdownPolicy(self._decisions, countdown_config(settings), streams=streams)
         self.policy = ConsumerRunner(db, policy, read=read_heads_after)
         # The tree reads only hashes: bigger batches, fewer round trips.
         # The tree only has to lead the checkpoints: it reads once a second, not
@@ -120,6 +123,7 @@ class Background:
         return jobs
 
     async def start(self) -> None:
+        await self._decisions.start()
         if self._bigquery is None:
             log.info("bigquery export not configured (HOOKLEDGER_BIGQUERY_PROJECT is unset)")
         for name, job in self.jobs().items():
@@ -127,6 +131,7 @@ class Background:
 
     async def stop(self) -> None:
         await self.supervisor.stop()
+        await self._decisions.stop()
         await self.actions.close()
 
 

@@ -289,3 +289,17 @@ async def test_bodies_are_compressed_with_lz4_where_the_server_has_it(database_u
     # Without lz4 the migration leaves the default ('' = pglz) and says so.
     expected = "l" if available == (True,) else ""
     assert sorted(methods) == [("metadata", expected), ("payload", expected), ("raw", expected)]
+
+
+@pytest.mark.parametrize(("durable", "expected"), [(True, "on"), (False, "off")])
+async def test_only_a_derived_appenders_commits_skip_waiting_for_the_disk(
+    db: Database, durable: bool, expected: str
+) -> None:
+    # The intake's appends are acknowledged: they wait for the disk. A consumer's
+    # decisions are made again after a crash: theirs need not.
+    conn = await db.connect_writer(durable=durable)
+    try:
+        row = await conn.session().fetch_one("SELECT current_setting('synchronous_commit')")
+    finally:
+        await conn.close()
+    assert row is not None and row[0] == expected
