@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -610,8 +611,9 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
-    from events.errors import ChainBroken
+    from events.errors import ChainBroken, HookledgerError
     from events.store import verify_chains
+    from hookledger.operations import record_verify
     from hookledger.proof_commands import read_kept, verify_history, verify_signatures
 
     try:
@@ -620,16 +622,17 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         raise SettingsError(f"cannot read {args.checkpoint}: {exc.strerror}") from None
     kept = (args.checkpoint, kept_text) if kept_text is not None else None
 
-    async def run(db: Database) -> int:
+    async def check(db: Database) -> tuple[int, int]:
+        """The exit status, and how many events were checked."""
         try:
             report = await verify_chains(db, args.stream)
         except ChainBroken as exc:
             print(f"BROKEN: stream {exc.stream} at version {exc.version}: {exc.reason}")
-            return 1
+            return 1, 0
         if args.stream is not None and report.streams == 0:
             # Nothing verified is no proof: a mistyped name must not read as "ok".
             print(f"no stream {args.stream!r} in the ledger", file=sys.stderr)
-            return 1
+            return 1, 0
         print(f"ok: {_counted(report.events, 'event')} in "
               f"{_counted(report.streams, 'stream')} verify")  # fmt: skip
         code = 0
@@ -637,9 +640,43 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             code = await verify_history(db, settings, kept, args.key)
         if args.signatures:
             code = max(code, await verify_signatures(db, settings))
+        return code, report.events
+
+    async def run(db: Database) -> int:
+        printed: list[str] = []
+        with _tee(printed):
+            code, events = await check(db)
+        if args.stream is None and code in (0, 1):
+            # The whole ledger's outcome, for /metrics and its alert.
+            broken = next((line for line in printed if line.startswith("BROKEN")), "")
+            detail = broken or ("failed: see `hookledger verify`" if code else "held")
+            try:
+                await record_verify(db, code == 0, events, detail)
+            except HookledgerError as exc:  # a read-only role may verify; it cannot record
+                print(f"hookledger: the outcome was not recorded: {exc.detail}", file=sys.stderr)
         return code
 
     return _on_database(settings, run)
+
+
+@contextmanager
+def _tee(kept: list[str]) -> Iterator[None]:
+    """Print as usual, and keep each line printed meanwhile in ``kept``."""
+
+    class Tee(io.TextIOBase):
+        def write(self, text: str) -> int:
+            kept.extend(text.splitlines())
+            return original.write(text)
+
+        def flush(self) -> None:
+            original.flush()
+
+    original = sys.stdout
+    sys.stdout = Tee()
+    try:
+        yield
+    finally:
+        sys.stdout = original
 
 
 def _checkpoint(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """Gauges an operator watches that only the database knows (timers waiting and
-overdue, dead letters), read at each scrape of /metrics."""
+overdue, dead letters, open circuits, the Cloud Tasks backlog, the last verify,
+the checkpoints), read at each scrape of /metrics."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ async def operation_gauges(db: Database) -> list[Gauge]:
         gauges.append(Gauge("hookledger_circuit_open", "1 while an outbound provider's circuit "
                             "breaker holds its actions back", {"provider": provider},
                             1.0 if provider in circuits else 0.0))  # fmt: skip
+    due = await db.fetch_one(QUERIES["tasks_due"])
+    gauges.append(Gauge("hookledger_tasks_queue_depth", "Cloud Tasks due and not yet delivered "
+                        "(their timers still wait)", {}, int(due[0]) if due else 0))  # fmt: skip
+    verified = await db.fetch_one(QUERIES["last_verify"])
+    if verified is not None:  # absent until the first `hookledger verify`
+        gauges += [
+            Gauge("hookledger_verify_ok", "1 if the last `hookledger verify` of the whole "
+                  "ledger held, 0 if it failed", {}, 1.0 if verified[0] else 0.0),
+            Gauge("hookledger_verify_last_run_timestamp_seconds", "When the last "
+                  "`hookledger verify` of the whole ledger finished", {}, float(verified[1])),
+        ]  # fmt: skip
     checkpoint = await db.fetch_one(QUERIES["checkpoint_gauges"])
     if checkpoint is not None:  # absent until the first checkpoint: nothing is late yet
         age, unsigned = float(checkpoint[0]), int(checkpoint[1])
@@ -41,3 +53,9 @@ async def operation_gauges(db: Database) -> list[Gauge]:
             Gauge("hookledger_checkpoint_unsigned_leaves", unsigned_help, {}, unsigned),
         ]
     return gauges
+
+
+async def record_verify(db: Database, ok: bool, events: int, detail: str) -> None:
+    """Keep the outcome of a `hookledger verify` of the whole ledger for /metrics."""
+    async with db.transaction() as session:
+        await session.execute(QUERIES["record_verify"], (ok, events, detail))

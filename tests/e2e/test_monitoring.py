@@ -13,7 +13,13 @@ import pytest
 import yaml
 
 from hookledger.checkpoint_key import new_private_pem
-from tests.e2e_helpers import order_body, send_post_purchase, signed_whole_ledger, wait_for
+from tests.e2e_helpers import (
+    order_body,
+    run_cli,
+    send_post_purchase,
+    signed_whole_ledger,
+    wait_for,
+)
 from tests.promtool import promtool
 from tests.support import ROOT, ServerProcess
 
@@ -56,12 +62,16 @@ def test_every_alert_has_a_runbook_that_names_it() -> None:
 
 
 def test_every_metric_an_alert_names_exists_in_a_running_service(database_url: str) -> None:
-    env = {"HOOKLEDGER_BACKGROUND": "true", "HOOKLEDGER_CHECKPOINT_KEY": new_private_pem(),
+    key = new_private_pem()
+    env = {"HOOKLEDGER_BACKGROUND": "true", "HOOKLEDGER_CHECKPOINT_KEY": key,
            "HOOKLEDGER_CHECKPOINT_INTERVAL": "1s"}  # fmt: skip
     server = ServerProcess(database_url, env=env).start()
     try:
         assert send_post_purchase(server.url, order_body("mon-1")).status_code == 200
         assert wait_for(lambda: signed_whole_ledger(database_url), 20)
+        # The verify gauges show once a verify of the whole ledger has run.
+        verified = run_cli(database_url, "verify", env={"HOOKLEDGER_CHECKPOINT_KEY": key})
+        assert verified.returncode == 0, verified.stdout + verified.stderr
         text = httpx.get(server.url + "/metrics", timeout=10).text
     finally:
         server.stop()

@@ -58,7 +58,8 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type="text/plain")
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     services: Services = request.app.state.services
-    require_token(request, services.metrics_tokens)
+    # Cloud Run's Prometheus sidecar can send parameters, not headers.
+    require_token(request, services.metrics_tokens, in_query=True)
     gauges: list[Gauge] = []
     try:
         lags = await consumer_lags(services.db)

@@ -21,13 +21,18 @@ def require_reader(request: Request[Any, Any, Any], services: Services) -> None:
     require_token(request, services.read_tokens)
 
 
-def require_token(request: Request[Any, Any, Any], secret: SecretValues) -> None:
-    """When ``secret`` has values, a ``Bearer`` token must match one."""
+def require_token(
+    request: Request[Any, Any, Any], secret: SecretValues, *, in_query: bool = False
+) -> None:
+    """When ``secret`` has values, a ``Bearer`` token must match one (or, with
+    ``in_query``, a ``token`` parameter: for scrapers that can send no header)."""
     tokens = secret.values
     if not tokens:
         return
     scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
     presented = credentials.strip() if scheme.lower() == "bearer" else ""
+    if not presented and in_query:
+        presented = request.query_params.get("token", "")
     if not presented or not any(
         hmac.compare_digest(presented.encode(), t.encode()) for t in tokens
     ):
