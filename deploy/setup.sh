@@ -13,7 +13,8 @@ exists() { "$@" >/dev/null 2>&1; }
 echo "== APIs"
 gcloud services enable run.googleapis.com sqladmin.googleapis.com \
     cloudtasks.googleapis.com secretmanager.googleapis.com \
-    bigquery.googleapis.com artifactregistry.googleapis.com cloudbuild.googleapis.com
+    bigquery.googleapis.com artifactregistry.googleapis.com cloudbuild.googleapis.com \
+    monitoring.googleapis.com cloudscheduler.googleapis.com
 
 echo "== service accounts (one per job, each with only what it needs)"
 for account in hookledger-api hookledger-worker hookledger-tasks hookledger-migrate; do
@@ -50,6 +51,14 @@ secret hookledger-api-token hookledger-api
 secret hookledger-sendgrid-api-key hookledger-worker
 secret hookledger-authorizenet-transaction-key hookledger-worker
 secret hookledger-export-hash-key hookledger-worker
+secret hookledger-metrics-token hookledger-api hookledger-worker
+secret hookledger-run-monitoring hookledger-api hookledger-worker
+
+echo "== metrics: each service's Prometheus sidecar writes to Cloud Monitoring"
+for account in hookledger-api hookledger-worker; do
+    gcloud projects add-iam-policy-binding "$PROJECT_ID" --condition=None \
+        --member "$(sa "$account")" --role roles/monitoring.metricWriter >/dev/null
+done
 
 echo "== Cloud Tasks queue, its retries, and who may use it"
 # Retries: 1 s doubling to 5 min, 30 attempts at most. hookledger answers 2xx

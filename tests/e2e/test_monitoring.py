@@ -35,8 +35,18 @@ def alerts() -> list[dict[str, object]]:
 
 
 def dashboard_queries() -> list[str]:
-    document = json.loads((MONITORING / "grafana-dashboard.json").read_text())
-    return [target["expr"] for panel in document["panels"] for target in panel["targets"]]
+    """The queries of the Grafana dashboard, of Cloud Monitoring's dashboard and
+    of its alert policies."""
+    grafana = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    queries = [target["expr"] for panel in grafana["panels"] for target in panel["targets"]]
+    cloud = json.loads((MONITORING / "cloud" / "dashboard.json").read_text())
+    queries += [data["timeSeriesQuery"]["prometheusQuery"]
+                for tile in cloud["mosaicLayout"]["tiles"]
+                for data in tile["widget"]["xyChart"]["dataSets"]]  # fmt: skip
+    for path in (MONITORING / "cloud" / "policies").glob("*.json"):
+        for condition in json.loads(path.read_text())["conditions"]:
+            queries.append(condition["conditionPrometheusQueryLanguage"]["query"])
+    return queries
 
 
 def test_the_alert_rules_pass_their_promtool_tests() -> None:

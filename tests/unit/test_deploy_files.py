@@ -6,6 +6,8 @@ they reference is one setup.sh makes."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +74,16 @@ def test_every_placeholder_is_set_in_step_0_and_every_secret_made_by_setup() -> 
     guide = (DEPLOY / "DEPLOY.md").read_text()
     step0 = guide.split("## 0.", 1)[1].split("\n## ", 1)[0]
     exported = set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", step0))
-    for name in ("service.yaml", "worker.yaml", "migrate-job.yaml"):
+    for name in ("service.yaml", "worker.yaml", "migrate-job.yaml", "verify-job.yaml"):
         used = set(re.findall(r"\$\{(\w+)\}", (DEPLOY / name).read_text()))
         assert used <= exported | {"API_URL"}, (name, sorted(used - exported))
     made = set(re.findall(r"^secret (hookledger-[\w-]+)", (DEPLOY / "setup.sh").read_text(),
                           re.MULTILINE))  # fmt: skip
-    for name in ("service.yaml", "worker.yaml", "migrate-job.yaml"):
+    for name in ("service.yaml", "worker.yaml", "migrate-job.yaml", "verify-job.yaml"):
         text = (DEPLOY / name).read_text()
         referenced = set(re.findall(r"sm://\$\{PROJECT_ID\}/([\w-]+)", text))
         referenced |= set(re.findall(r"secretKeyRef:\s+name: ([\w-]+)", text))
+        referenced |= set(re.findall(r"secretName: ([\w-]+)", text))
         assert referenced <= made, (name, sorted(referenced - made))
 
 
@@ -98,3 +101,38 @@ def test_teardown_removes_every_secret_and_account_setup_makes() -> None:
     assert secrets and secrets <= deleted, sorted(secrets - deleted)
     accounts = set(re.findall(r"for account in ([\w -]+); do", setup)[0].split())
     assert all(account in teardown for account in accounts)
+
+
+@pytest.mark.parametrize("role", [API, WORKER])
+def test_each_service_has_a_metrics_sidecar_that_can_read_its_metrics(role: str) -> None:
+    document = yaml.safe_load(render(FILES[role], SAMPLE))
+    template = document["spec"]["template"]
+    main, collector = template["spec"]["containers"]
+    assert collector["name"] == "collector" and "cloud-run-gmp-sidecar" in collector["image"]
+    depends = template["metadata"]["annotations"]["run.googleapis.com/container-dependencies"]
+    assert msgspec.json.decode(depends) == {"collector": [main["name"]]}
+    mounted = {m["name"]: m["mountPath"] for m in collector["volumeMounts"]}
+    volumes = {v["name"]: v["secret"] for v in template["spec"]["volumes"]}
+    assert volumes[next(iter(mounted))]["secretName"] == "hookledger-run-monitoring"
+    assert mounted == {"run-monitoring": "/etc/rungmp"}
+    # The sidecar scrapes with the token that the service asks for.
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["HOOKLEDGER_METRICS_TOKEN"].endswith("/hookledger-metrics-token")
+    config = yaml.safe_load((DEPLOY / "monitoring" / "run-monitoring.yaml").read_text())
+    (endpoint,) = config["spec"]["endpoints"]
+    assert config["kind"] == "RunMonitoring" and endpoint["path"] == "/metrics"
+    assert endpoint["port"] == str(main["ports"][0]["containerPort"])
+    assert endpoint["params"] == {"token": ["${METRICS_TOKEN}"]}
+
+
+def test_the_cloud_monitoring_files_are_what_their_generator_writes() -> None:
+    done = subprocess.run([sys.executable, str(DEPLOY / "monitoring" / "cloud_monitoring.py"),
+                           "--check"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_deploy_scripts_parse() -> None:
+    for name in ("setup.sh", "teardown.sh", "monitoring.sh"):
+        done = subprocess.run(["bash", "-n", str(DEPLOY / name)], capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        assert done.returncode == 0, (name, done.stderr)
