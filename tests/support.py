@@ -146,6 +146,8 @@ class _CommandProcess:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        # The process's file-descriptor limit, when a test sets one.
+        self.nofile: int | None = None
 
     def _ready(self) -> bool:
         raise NotImplementedError
@@ -153,8 +155,13 @@ class _CommandProcess:
     def _launch(self, timeout: float) -> None:
         # The child writes to its own copy of the descriptor; ours closes at once.
         with self.log_path.open("ab") as log:
+            # prlimit rather than a preexec function: this process has threads.
+            limit = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"]
             self.proc = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [*(limit if self.nofile else []), *self.command],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -324,7 +324,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from hookledger.checkpoint_key import local_key_setting
-    from hookledger.http_protocol import DeadlineProtocol, connection_cap
+    from hookledger.http_protocol import DeadlineProtocol
     from hookledger.logs import configure
     from hookledger.secrets import provider_secrets
     from hookledger.sources import load_sources
@@ -382,10 +382,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 lifespan="on",
                 timeout_graceful_shutdown=30,
                 # Each request must arrive whole in time (HOOKLEDGER_REQUEST_TIMEOUT),
-                # and connections stay below the file limit: beyond the cap, requests
+                # and connections stay below the file limit: beyond the cap, they
                 # get 503 at once instead of the process running out of descriptors.
                 http=DeadlineProtocol,
-                limit_concurrency=connection_cap(),
             )
         finally:
             if side is not None:

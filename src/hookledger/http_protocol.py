@@ -3,7 +3,12 @@ connection whose request has not wholly arrived within the request timeout of
 the connection opening (or of the previous answer) is closed. Without it a
 client that sends nothing, half a header block or half a body holds its
 connection (and a file descriptor) for ever; enough of them stop all intake.
-A request being answered is not limited: the deadline ends once it has arrived."""
+A request being answered is not limited: the deadline ends once it has arrived.
+
+It also caps the connections a process holds below its file-descriptor limit
+(``connection_cap``): one over the cap is answered 503 with Retry-After and
+closed at once, so that a flood of connections can never leave the process
+without a descriptor for its database, and a provider knows to come back."""
 
 from __future__ import annotations
 
@@ -22,6 +27,19 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 # Descriptors kept back from the connection cap: the database pool, the
 # listening socket, logs, the embedded Postgres' pipes.
 RESERVED_DESCRIPTORS = 128
+# Set with REQUEST_TIMEOUT_SECONDS: the connections a process holds at most.
+CONNECTION_CAP = 10_000
+# When a connection over the cap should try again: by then idle connections
+# have had time to be closed by their deadline.
+FULL_RETRY_AFTER_SECONDS = 5
+_FULL_BODY = (b'{"error":"overloaded","detail":"too many connections are open: nothing was '
+              b'recorded; retry after Retry-After"}')  # fmt: skip
+FULL_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    + f"retry-after: {FULL_RETRY_AFTER_SECONDS}\r\n".encode()
+    + f"connection: close\r\ncontent-length: {len(_FULL_BODY)}\r\n\r\n".encode()
+    + _FULL_BODY
+)
 
 
 def connection_cap() -> int:
@@ -34,6 +52,13 @@ def connection_cap() -> int:
     return max(64, soft - RESERVED_DESCRIPTORS)
 
 
+class _Full:
+    refused = 0
+
+
+_full = _Full()
+
+
 class DeadlineProtocol(HttpToolsProtocol):
     """HttpToolsProtocol whose requests must arrive within REQUEST_TIMEOUT_SECONDS."""
 
@@ -41,6 +66,15 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > CONNECTION_CAP:
+            # Counted, not logged one by one: a flood would flood the log too.
+            _full.refused += 1
+            if _full.refused == 1 or _full.refused % 1000 == 0:
+                extra = {"cap": CONNECTION_CAP, "refused_so_far": _full.refused}
+                log.warning("connections over the cap answered 503", extra=extra)
+            transport.write(FULL_ANSWER)
+            transport.close()
+            return
         self._arm()
 
     def on_message_complete(self) -> None:

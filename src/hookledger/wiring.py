@@ -343,6 +343,7 @@ def app_from_env() -> Litestar:
     configure(settings.log_level, settings.gcp_project)
     # This process's connections (the protocol class uvicorn was given) read it.
     http_protocol.REQUEST_TIMEOUT_SECONDS = settings.request_timeout.total_seconds()
+    http_protocol.CONNECTION_CAP = http_protocol.connection_cap()
     if not settings.database_url:
         raise SettingsError("HOOKLEDGER_DATABASE_URL is not set (use `hookledger serve`)")
     # Set by `serve --workers N` before the workers start (prometheus_client
