@@ -46,6 +46,9 @@ def report(
         lambda r: f"{r.rate:,.0f}",
         f">= {TARGET_RATE:,.0f}  {verdicts(lambda r: r.rate >= TARGET_RATE)}",
     )
+    if args.serve_default:
+        # Events include the countdown's decisions made during the load.
+        add("deliveries accepted/s", lambda r: f"{r.wrk.accepted / r.wrk.seconds:,.0f}")
     add("p50 latency (ms)", lambda r: f"{r.wrk.p50_ms:.1f}")
     add("p90 latency (ms)", lambda r: f"{r.wrk.p90_ms:.1f}")
     add(
@@ -169,8 +172,11 @@ def _notes(result: RunResult, connections: int) -> list[str]:
             f"{result.cpu.stolen:.2f} during the run: noisy figures"
         )
     # Requests in flight when wrk stops may be committed without wrk counting the answer.
-    if abs(result.events - result.ok_responses) > connections:
+    # (With the background work in the server, events include its decisions.)
+    if result.caught_up is None and abs(result.events - result.ok_responses) > connections:
         notes.append(f"{result.events:,} events but {result.ok_responses:,} 2xx responses")
+    if result.wrk.shed or result.wrk.limited:
+        notes.append("latency percentiles cover every answer, refusals included")
     if result.wrk.wrapped:
         notes.append("wrk ran out of requests and replayed some (raise --requests)")
     if result.server.outcomes:
