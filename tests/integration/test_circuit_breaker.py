@@ -78,6 +78,27 @@ async def test_actions_wait_while_the_provider_is_down_and_all_go_once_when_it_i
     assert worker.breakers["sendgrid"].state == CLOSED
 
 
+async def test_a_hanging_provider_costs_a_batch_a_few_timeouts_not_one_per_action(
+    db: Database,
+) -> None:
+    # A batch bigger than the sends in flight: once the first ones time out, the
+    # breaker holds the rest back, however long the batch's queue of sends.
+    provider = FakeProvider()
+    provider.delay = 1.0
+    await queue(db, *(email(f"hang-{n}") for n in range(24)))
+    settings = settings_for(provider, timeout_seconds=0.2, breaker_failures=2,
+                            breaker_cool_down_seconds=60)  # fmt: skip
+    worker = worker_for(db, settings, batch_size=24, concurrency=2)
+    try:
+        await worker.run_once()
+    finally:
+        provider.close()
+    assert worker.breakers["sendgrid"].state == OPEN
+    assert len(provider.requests) <= 4  # the failures that opened it, and those in flight
+    rows = await db.fetch_all("SELECT attempts FROM actions WHERE state = 'pending'")
+    assert len(rows) == 24 and sum(r[0] for r in rows) == len(provider.requests)
+
+
 async def test_an_open_breaker_shows_in_the_selftest_and_metrics_of_any_process(
     db: Database,
 ) -> None:

@@ -227,9 +227,6 @@ class ActionWorker:
             error = f"would not be sent: {prepared.missing}" if prepared.missing else None
             return _recorded(claimed, "dry_run", prepared, None, error)
         breaker = self.breakers[sender.provider]
-        if not prepared.missing and (wait := breaker.wait()) is not None:
-            error = f"waiting: the {sender.provider} circuit is open"
-            return Finish(action.key, "pending", claimed.attempts, wait, error)
         if prepared.missing:
             verdict = Verdict(
                 "give_up",
@@ -238,6 +235,11 @@ class ActionWorker:
             )
         else:
             async with self._slots:
+                # Asked once a slot is free, not before: the sends of this batch
+                # that went first may have opened it (each hanging to its timeout).
+                if (wait := breaker.wait()) is not None:
+                    error = f"waiting: the {sender.provider} circuit is open"
+                    return Finish(action.key, "pending", claimed.attempts, wait, error)
                 started = time.perf_counter()
                 verdict = await send(self._client, prepared.request, sender)
             if self._observe_call is not None:
