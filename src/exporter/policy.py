@@ -1,10 +1,8 @@
 """The personal data policy: per provider and event type, the JSON paths of the
 payload to drop or to replace by a keyed hash before an event leaves the ledger.
 
-A path is dot-separated keys: ``verification.person``. ``*`` stands for any one
-key or array element, ``**`` for any number of levels (none included), and a
-number for that array element: ``**.person`` is a ``person`` key at any depth,
-``items.*.email`` the ``email`` of every item. Where a drop and a hash both
+Paths are those of ``events.json_paths``: ``verification.person``,
+``**.person`` (at any depth), ``items.*.email``. Where a drop and a hash both
 match, the drop wins. Hashing replaces a value by the lowercase hex
 HMAC-SHA256, under the policy's key, of the string's UTF-8 (or of the compact,
 key-sorted JSON of any other value); null stays null. The ledger is never
@@ -16,23 +14,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import tomllib
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from events import json_paths
+from events.json_paths import Node, PathError, Paths, Step
+
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
 
-Action = Literal["drop", "hash"]
-ANY_KEY = "*"
-ANY_DEPTH = "**"
 
-
-class PolicyError(ValueError):
+class PolicyError(PathError):
     """A policy file or path that cannot be used; the message says what is wrong."""
 
 
@@ -58,96 +54,14 @@ class _PolicyFile(msgspec.Struct, forbid_unknown_fields=True):
 
 def parse_path(text: str) -> tuple[str, ...]:
     """Split and check a path; PolicyError if it names nothing sensible."""
-    segments = tuple(text.split("."))
-    if not text or any(not segment for segment in segments):
-        raise PolicyError(f"path {text!r}: empty key (paths are keys separated by single dots)")
-    if segments[-1] == ANY_DEPTH:
-        raise PolicyError(f"path {text!r} cannot end with **")
-    return segments
+    try:
+        return json_paths.parse_path(text)
+    except PathError as exc:
+        raise PolicyError(str(exc)) from None
 
 
-# -- matching: a small automaton over the keys on the way down --------------------
-
-_State = tuple[int, int]  # (which path, how many of its segments are matched)
-_Step = tuple["Action | None", "_Node | None"]
-_NO_LITERAL = object()  # a key equal to no literal segment
-
-
-class _Paths:
-    """The compiled paths of one redactor, and the nodes built from them so far."""
-
-    def __init__(self, paths: Sequence[tuple[tuple[str, ...], Action]]) -> None:
-        self.segments = [segments for segments, _ in paths]
-        self.actions = [action for _, action in paths]
-        self.nodes: dict[frozenset[_State], _Node] = {}
-
-    def node(self, states: Iterable[_State]) -> _Node | None:
-        closed = self._closure(states)
-        if not closed:
-            return None
-        node = self.nodes.get(closed)
-        if node is None:
-            # Registered before its transitions are built: ``**`` leads back to it.
-            node = self.nodes[closed] = _Node()
-            node.build(self, closed)
-        return node
-
-    def _closure(self, states: Iterable[_State]) -> frozenset[_State]:
-        # ``**`` may match no level at all: the segment after it is active too.
-        result: set[_State] = set()
-        todo = list(states)
-        while todo:
-            path, index = todo.pop()
-            if (path, index) in result:
-                continue
-            result.add((path, index))
-            if self.segments[path][index] == ANY_DEPTH:
-                todo.append((path, index + 1))
-        return frozenset(result)
-
-    def step(self, states: frozenset[_State], key: object) -> _Step:
-        """What a child under ``key`` gets: an action on it, and the node below it."""
-        action: Action | None = None
-        below: list[_State] = []
-        for path, index in states:
-            segment = self.segments[path][index]
-            if segment == ANY_DEPTH:
-                below.append((path, index))
-            elif segment in (ANY_KEY, key):
-                if index + 1 == len(self.segments[path]):
-                    if action != "drop":
-                        action = self.actions[path]
-                else:
-                    below.append((path, index + 1))
-        return action, self.node(below)
-
-
-class _Node:
-    """A set of partly matched paths: what each key of a container leads to.
-
-    A key's outcome depends only on which literal segment it equals, so it is
-    computed once per literal plus once for every other key.
-    """
-
-    literals: dict[str, _Step]
-    other: _Step | None
-    loops: bool
-    """Every key but the literals leads back to this node, with no action (``**``)."""
-    indices: bool
-    """Some literal is an array index."""
-
-    def build(self, paths: _Paths, states: frozenset[_State]) -> None:
-        literals = {
-            paths.segments[p][i]
-            for p, i in states
-            if paths.segments[p][i] not in (ANY_KEY, ANY_DEPTH)
-        }
-        self.literals = {key: paths.step(states, key) for key in literals}
-        other = paths.step(states, _NO_LITERAL)
-        # None: keys other than the literals lead nowhere, so only those are looked up.
-        self.other = None if other == (None, None) else other
-        self.loops = other[0] is None and other[1] is self
-        self.indices = any(key.isdigit() for key in self.literals)
+def _drop_wins(label: str, other: str) -> bool:
+    return label == "drop"
 
 
 class Redactor:
@@ -156,11 +70,11 @@ class Redactor:
     def __init__(
         self, drop: Iterable[tuple[str, ...]], hash_: Iterable[tuple[str, ...]], key: bytes
     ) -> None:
-        paths: list[tuple[tuple[str, ...], Action]] = [(p, "drop") for p in drop]
+        paths: list[tuple[tuple[str, ...], str]] = [(p, "drop") for p in drop]
         paths += [(p, "hash") for p in hash_]
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
-        self._root = _Paths(paths).node((n, 0) for n in range(len(paths)))
-        self._needles = _needles(segments for segments, _ in paths)
+        self._root = Paths(paths, _drop_wins).root()
+        self._needles = json_paths.needles(segments for segments, _ in paths)
 
     def apply(self, value: Any) -> Any:
         """The value with the paths dropped or hashed (changed in place)."""
@@ -189,7 +103,7 @@ class Redactor:
                 return True
         return False
 
-    def _walk(self, value: Any, node: _Node) -> None:
+    def _walk(self, value: Any, node: Node) -> None:
         if type(value) is dict:
             literals = node.literals
             if node.loops:
@@ -228,7 +142,7 @@ class Redactor:
             for index in reversed(dropped):
                 del value[index]
 
-    def _visit(self, container: Any, key: Any, step: _Step) -> None:
+    def _visit(self, container: Any, key: Any, step: Step) -> None:
         action, below = step
         if action == "drop":
             del container[key]
@@ -252,22 +166,6 @@ _UNKNOWN: Any = object()
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _canonical = msgspec.json.Encoder(decimal_format="number", order="sorted")
-
-
-def _needles(paths: Iterable[tuple[str, ...]]) -> tuple[str, ...] | None:
-    """One quoted key per path that any match must contain; None if some path has none."""
-    needles = []
-    for segments in paths:
-        keys = [
-            s
-            for s in segments
-            if s not in (ANY_KEY, ANY_DEPTH) and not s.isdigit() and s.isprintable()
-            and '"' not in s and "\\" not in s
-        ]  # fmt: skip
-        if not keys:
-            return None
-        needles.append(f'"{keys[-1]}"')
-    return tuple(needles)
 
 
 class Policy:
@@ -305,21 +203,13 @@ class Policy:
 
 def load_rules(path: Path | None = None) -> list[Rule]:
     """The rules of a TOML policy file (the built-in default without one)."""
-    source = path or DEFAULT_POLICY_FILE
-    try:
-        document = tomllib.loads(source.read_text())
-    except OSError as exc:
-        raise PolicyError(f"cannot read {source}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{source} is not valid TOML: {exc}") from None
-    try:
-        rules = msgspec.convert(document, _PolicyFile).rule
-    except msgspec.ValidationError as exc:
-        raise PolicyError(f"{source}: {exc}") from None
-    for rule in rules:
-        for item in (*rule.drop, *rule.hash):
-            try:
+
+    def check(policy: _PolicyFile) -> None:
+        for rule in policy.rule:
+            for item in (*rule.drop, *rule.hash):
                 parse_path(item)
-            except PolicyError as exc:
-                raise PolicyError(f"{source}: {exc}") from None
-    return rules
+
+    try:
+        return json_paths.read_policy_file(path or DEFAULT_POLICY_FILE, _PolicyFile, check).rule
+    except PathError as exc:
+        raise PolicyError(str(exc)) from None

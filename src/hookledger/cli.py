@@ -212,6 +212,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="only these positions (default: all)")  # fmt: skip
     again.set_defaults(run=_retry_quarantined)
 
+    personal = commands.add_parser(
+        "personal-data",
+        help="which values are personal and how long each is kept (the policy, and what "
+        "it finds in the sample bodies; never a value)",
+    )
+    personal.add_argument("--json", action="store_true", help="JSON instead of lines")
+    personal.set_defaults(run=_personal_data)
+
     export = commands.add_parser("export", help="export the ledger for analysts")
     export.add_argument("--to", choices=("parquet", "bigquery"), required=True)
     export.add_argument("directory", nargs="?", type=Path, help="with --to parquet: where to write")
@@ -867,6 +875,28 @@ def _retry_quarantined(settings: Settings, args: argparse.Namespace) -> int:
 
     configure(settings.log_level, settings.gcp_project)
     return _on_database(settings, run)
+
+
+def _personal_data(settings: Settings, args: argparse.Namespace) -> int:
+    from hookledger.personal_data import describe, personal_policy
+
+    described = describe(personal_policy(settings))
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    source = settings.personal_data_policy or "the built-in default"
+    print(f"personal-data policy: {source}")
+    rows = [("PROVIDER", "TYPES", "KEEP", "FROM", "PERSONAL PATHS")]
+    rows += [(r["provider"], ",".join(r["types"]), r["keep"], r["from"], ", ".join(r["personal"]))
+             for r in described["rules"]]  # fmt: skip
+    _print_table(rows)
+    print()
+    found_rows: list[tuple[str, ...]] = [("SAMPLE", "PERSONAL VALUES FOUND (kept for)")]
+    for sample in described["samples"]:
+        found = ", ".join(f"{p['path']} ({p['keep']} from {p['from']})" for p in sample["personal"])
+        found_rows.append((f"{sample['provider']} {sample['type']}", found or "none"))
+    _print_table(found_rows)
+    return 0
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

@@ -90,6 +90,9 @@ class Settings(msgspec.Struct, frozen=True):
     bigquery_location: str = ""
     bigquery_endpoint: str = ""
     export_policy_file: str = ""
+    # Which values are personal and how long each stays readable (TOML; the
+    # built-in default when empty): personal/default_policy.toml.
+    personal_data_policy: str = ""
     export_hash_key: str = ""
     export_interval: float = 10.0
     # Timers: `postgres` (a worker claims due rows) or `cloudtasks` (one Cloud

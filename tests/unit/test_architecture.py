@@ -19,7 +19,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "exporter": frozenset({"events"}),
     "api": frozenset({"events"}),
     "scheduler": frozenset({"events", "projections"}),
-    "hookledger": frozenset({"events", "projections", "scheduler", "exporter", "api"}),
+    "personal": frozenset({"events"}),
+    "hookledger": frozenset({"events", "projections", "scheduler", "exporter", "api", "personal"}),
 }
 PACKAGES = frozenset(ALLOWED)
 
