@@ -886,6 +886,7 @@ def _personal_data(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     source = settings.personal_data_policy or "the built-in default"
     print(f"personal-data policy: {source}")
+    print("(checked and shown here; the ledger does not apply it yet: issue 14)")
     rows = [("PROVIDER", "TYPES", "KEEP", "FROM", "PERSONAL PATHS")]
     rows += [(r["provider"], ",".join(r["types"]), r["keep"], r["from"], ", ".join(r["personal"]))
              for r in described["rules"]]  # fmt: skip
