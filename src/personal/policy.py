@@ -99,15 +99,19 @@ class Finder:
     """The policy for one (provider, type): finds the personal values of a payload."""
 
     def __init__(self, paths: Sequence[tuple[tuple[str, ...], Retention]]) -> None:
-        self._root = Paths([(p, r.label) for p, r in paths], _stronger).root()
+        self.root = Paths([(p, r.label) for p, r in paths], _stronger).root()
         self._retentions = {r.label: r for _, r in paths}
+
+    def retention(self, label: str) -> Retention:
+        """The retention a path's label stands for."""
+        return self._retentions[label]
 
     def find(self, payload: Any) -> list[Found]:
         """Every personal value of ``payload``, outermost first; a value inside a
         personal value is not listed again (it goes with its container)."""
         found: list[Found] = []
-        if self._root is not None:
-            self._walk(payload, self._root, (), found)
+        if self.root is not None:
+            self._walk(payload, self.root, (), found)
         return found
 
     def _walk(self, value: Any, node: Node, path: tuple[str | int, ...],
