@@ -5,6 +5,8 @@ they reference is one setup.sh makes."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -136,3 +138,68 @@ def test_the_deploy_scripts_parse() -> None:
         done = subprocess.run(["bash", "-n", str(DEPLOY / name)], capture_output=True, text=True,
                               check=False)  # fmt: skip
         assert done.returncode == 0, (name, done.stderr)
+
+
+GCLOUD_STAND_IN = r"""#!/usr/bin/env bash
+# Records each call; answers as a project that has (EXISTING set) or has not the things.
+echo "$*" >> "$RECORD/calls.log"
+args=("$@")
+for i in "${!args[@]}"; do
+    case "${args[$i]}" in
+        --policy-from-file|--config-from-file)
+            cp "${args[$((i+1))]}" "$RECORD/file-$RANDOM$RANDOM.json" ;;
+    esac
+done
+case "$*" in
+    "run services describe"*) echo "https://hookledger-api-123.europe-west1.run.app" ;;
+    "run jobs replace"*) cp "$4" "$RECORD/verify-job.yaml" ;;
+    "monitoring policies list"*|"monitoring uptime list-configs"*|"monitoring dashboards list"*)
+        if [ -n "${EXISTING:-}" ]; then echo "projects/shop-prod/things/1"; fi ;;
+    "scheduler jobs describe"*) [ -n "${EXISTING:-}" ] ;;
+    "beta monitoring channels create"*) echo "projects/shop-prod/notificationChannels/9" ;;
+esac
+"""
+
+
+def run_monitoring_sh(record: Path, existing: bool) -> list[str]:
+    bin_dir = record / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stand_in = bin_dir / "gcloud"
+    stand_in.write_text(GCLOUD_STAND_IN)
+    stand_in.chmod(0o755)
+    env = {**os.environ, **SAMPLE, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "RECORD": str(record), "ALERT_EMAIL": "oncall@shop.example"}  # fmt: skip
+    if existing:
+        env["EXISTING"] = "1"
+    (record / "calls.log").unlink(missing_ok=True)
+    done = subprocess.run(["bash", str(DEPLOY / "monitoring.sh")], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return (record / "calls.log").read_text().splitlines()
+
+
+def test_monitoring_sh_makes_everything_once_then_updates_it(tmp_path: Path) -> None:
+    calls = run_monitoring_sh(tmp_path, existing=False)
+    policies = len(list((DEPLOY / "monitoring" / "cloud" / "policies").glob("*.json")))
+    created = [c for c in calls if c.startswith("monitoring policies create")]
+    assert len(created) == policies + 1  # the uptime check's policy too
+    assert all("--notification-channels projects/shop-prod/notificationChannels/9" in c
+               for c in created)  # fmt: skip
+    assert sum(c.startswith("monitoring uptime create") for c in calls) == 1
+    assert sum(c.startswith("monitoring dashboards create") for c in calls) == 1
+    assert any(c.startswith("scheduler jobs create http hookledger-verify") for c in calls)
+    # The files handed over: valid JSON, the uptime policy's host filled in.
+    sent = [json.loads(p.read_text()) for p in tmp_path.glob("file-*.json")]
+    uptime = next(d for d in sent if d["displayName"].endswith("SelfTestFromOutside"))
+    assert "hookledger-api-123.europe-west1.run.app" in json.dumps(uptime)
+    assert "${" not in json.dumps(uptime)
+    job = yaml.safe_load((tmp_path / "verify-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == SAMPLE["IMAGE"] and container["args"] == ["verify"]
+
+    again = run_monitoring_sh(tmp_path, existing=True)
+    assert not [c for c in again if c.startswith(("monitoring policies create",
+                                                  "monitoring uptime create",
+                                                  "monitoring dashboards create"))]  # fmt: skip
+    assert sum(c.startswith("monitoring policies update") for c in again) == policies + 1
+    assert any(c.startswith("scheduler jobs update http hookledger-verify") for c in again)
