@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from events.retry import Backoff
-from hookledger.supervisor import RESTART_CAP_SECONDS, STABLE_SECONDS, is_down
+from hookledger.supervisor import RESTART_CAP_SECONDS, JobState
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +29,10 @@ STATUS_ENV = "HOOKLEDGER_BACKGROUND_STATUS"
 STOP_SECONDS = 30.0
 
 
-class BackgroundStatus(msgspec.Struct, frozen=True):
-    """What `serve` knows of its background process (wall-clock times)."""
-
-    pid: int = 0
-    running: bool = False
-    started_at: float = 0.0
-    deaths_in_row: int = 0
-    restarts: int = 0
-    last_error: str = ""
-
-    def down(self, now: float) -> bool:
-        return is_down(self.deaths_in_row, self.running, self.started_at, now)
-
-
-def read_status(path: Path) -> BackgroundStatus | None:
+def read_status(path: Path) -> JobState | None:
     """The state `serve` last wrote; None before its first write."""
     try:
-        return msgspec.json.decode(path.read_bytes(), type=BackgroundStatus)
+        return msgspec.json.decode(path.read_bytes(), type=JobState)
     except FileNotFoundError:
         return None
 
@@ -78,7 +64,8 @@ class BackgroundProcess:
         self._thread = threading.Thread(target=self._run, name="background-process", daemon=True)
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        self.status = BackgroundStatus()
+        # Written by this thread only, whole, to the file the intake processes read.
+        self.status = JobState("background")
 
     def start(self) -> None:
         self._thread.start()
@@ -109,29 +96,26 @@ class BackgroundProcess:
                 proc = self._proc = subprocess.Popen(
                     self._command, env=self._env, start_new_session=True
                 )
-            started = time.time()
-            self._write(pid=proc.pid, running=True, started_at=started)
+            state = self.status
+            state.pid, state.running, state.started_at = proc.pid, True, time.time()
+            self._write()
             code = proc.wait()
             if self._stopping.is_set():
-                self._write(running=False)
+                state.running = False
+                self._write()
                 return
-            lived = time.time() - started
-            if lived >= STABLE_SECONDS:
+            lived = time.time() - state.started_at
+            if state.died(time.time(), f"exited with status {code} after {lived:.0f} s"):
                 backoff.reset()
-                deaths = 1
-            else:
-                deaths = self.status.deaths_in_row + 1
-            error = f"exited with status {code} after {lived:.0f} s"
-            self._write(running=False, deaths_in_row=deaths, restarts=self.status.restarts + 1,
-                        last_error=error)  # fmt: skip
+            state.restarts += 1
+            self._write()
             delay = backoff.next()
             log.error("background process ended: starting it again",
                       extra={"pid": proc.pid, "status": code, "restart_in_seconds": delay,
-                             "deaths_in_row": deaths})  # fmt: skip
+                             "deaths_in_row": state.deaths_in_row})  # fmt: skip
             self._stopping.wait(delay)
 
-    def _write(self, **changes: object) -> None:
-        self.status = msgspec.structs.replace(self.status, **changes)
+    def _write(self) -> None:
         # Written whole then renamed: a reader never sees half a file.
         fd, temporary = tempfile.mkstemp(dir=self._status_path.parent, prefix=".status-")
         with os.fdopen(fd, "wb") as out:

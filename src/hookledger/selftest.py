@@ -25,11 +25,11 @@ from events.errors import ChainBroken, HookledgerError
 from events.quarantine import quarantine_counts
 from events.queries import load
 from events.store import verify_chains
-from hookledger.background_process import BackgroundStatus, read_status
+from hookledger.background_process import read_status
 from hookledger.migrations import discover
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
-from hookledger.supervisor import Supervisor
+from hookledger.supervisor import JobState, Supervisor
 from scheduler.actions.config import ActionSettings
 from scheduler.actions.model import EMAIL_REMINDER, REFUND, ActionRequest
 from scheduler.actions.payments import AuthorizeNet
@@ -251,7 +251,7 @@ def _circuit(check: Check, provider: str, circuits: Mapping[str, str]) -> Check:
                            "actions wait for it to answer again")  # fmt: skip
 
 
-def background_check(status: BackgroundStatus | None, now: float) -> Check:
+def background_check(status: JobState | None, now: float) -> Check:
     """The jobs check of an intake process whose background work runs in a
     process of its own, started by serve."""
     if status is None:

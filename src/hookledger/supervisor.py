@@ -27,16 +27,10 @@ RESTART_CAP_SECONDS = 30.0
 JobFactory = Callable[[], Coroutine[Any, Any, None]]
 
 
-def is_down(deaths_in_row: int, running: bool, started_at: float, now: float) -> bool:
-    """Dead too often in a row, and not yet up long enough to count as back."""
-    if deaths_in_row < DOWN_AFTER_DEATHS:
-        return False
-    return not (running and now - started_at >= STABLE_SECONDS)
-
-
 @dataclass
 class JobState:
-    """What the supervisor knows of one job."""
+    """What is known of one job: run by the supervisor, or a process of its own
+    that serve starts again (``pid``, wall-clock times, shared through a file)."""
 
     name: str
     running: bool = False
@@ -44,9 +38,24 @@ class JobState:
     deaths_in_row: int = 0
     restarts: int = 0
     last_error: str = ""
+    pid: int = 0
 
     def down(self, now: float) -> bool:
-        return is_down(self.deaths_in_row, self.running, self.started_at, now)
+        """Dead too often in a row, and not yet up long enough to count as back."""
+        if self.deaths_in_row < DOWN_AFTER_DEATHS:
+            return False
+        return not (self.running and now - self.started_at >= STABLE_SECONDS)
+
+    def died(self, now: float, error: str) -> bool:
+        """Count a death at ``now``; True when the job had run long enough to
+        count as recovered first (its backoff then starts afresh)."""
+        self.running = False
+        self.last_error = error
+        recovered = now - self.started_at >= STABLE_SECONDS
+        if recovered:
+            self.deaths_in_row = 0
+        self.deaths_in_row += 1
+        return recovered
 
 
 class Supervisor:
@@ -92,18 +101,15 @@ class Supervisor:
             state.running, state.started_at = True, self._clock()
             try:
                 await factory()
-                state.last_error = "the job returned"
+                error = "the job returned"
             except asyncio.CancelledError:
                 state.running = False
                 raise
             except Exception as exc:
-                state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                error = f"{type(exc).__name__}: {exc}"[:300]
                 log.exception("background job died", extra={"job": state.name})
-            state.running = False
-            if self._clock() - state.started_at >= STABLE_SECONDS:
-                state.deaths_in_row = 0
+            if state.died(self._clock(), error):
                 backoff.reset()
-            state.deaths_in_row += 1
             delay = backoff.next()
             level = logging.ERROR if state.down(self._clock()) else logging.WARNING
             context = {"job": state.name, "in_seconds": round(delay, 3),

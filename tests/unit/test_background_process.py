@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hookledger.background_process import BackgroundProcess, BackgroundStatus, jobs_down
+from hookledger.background_process import BackgroundProcess, jobs_down
 from hookledger.selftest import background_check
+from hookledger.supervisor import JobState
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -54,8 +55,8 @@ def test_a_background_process_that_lives_is_ok_and_stops_when_asked(tmp_path: Pa
 
 def test_one_that_ran_long_enough_before_dying_is_restarting_not_down() -> None:
     now = time.time()
-    died_once = BackgroundStatus(pid=1, running=False, deaths_in_row=1, last_error="exited")
+    died_once = JobState("background", pid=1, running=False, deaths_in_row=1, last_error="exited")
     assert background_check(died_once, now).status == "degraded"
-    back = BackgroundStatus(pid=2, running=True, started_at=now - 31, deaths_in_row=5)
+    back = JobState("background", pid=2, running=True, started_at=now - 31, deaths_in_row=5)
     assert not back.down(now) and background_check(back, now).status == "ok"
     assert background_check(None, now).status == "degraded"
