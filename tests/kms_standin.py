@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.standin_http import JsonHandler, StandInServer
 
 _VERSION = (
     r"projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[^/:]+"
@@ -25,7 +24,7 @@ _PUBLIC = re.compile(rf"^/v1/({_VERSION})/publicKey$")
 _SIGN = re.compile(rf"^/v1/({_VERSION}):asymmetricSign$")
 
 
-class KmsStandIn:
+class KmsStandIn(StandInServer):
     """Key versions by resource name, each an Ed25519 key (or another algorithm's
     name, to see it refused); ``signs`` counts the signatures made."""
 
@@ -35,7 +34,7 @@ class KmsStandIn:
         self.corrupt = False  # answer signatures that do not verify
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 found = _PUBLIC.match(self.path.split("?", 1)[0])
                 if found is None or found.group(1) not in standin.keys:
@@ -69,29 +68,9 @@ class KmsStandIn:
                 self._answer(404, {"error": {"code": 404, "message": "CryptoKeyVersion not found",
                                              "status": "NOT_FOUND"}})  # fmt: skip
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(Handler)
 
     def add(self, name: str, algorithm: str = "EC_SIGN_ED25519") -> Ed25519PrivateKey:
         key = Ed25519PrivateKey.generate()
         self.keys[name] = (algorithm, key)
         return key
-
-    def start(self) -> KmsStandIn:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -8,17 +8,15 @@ under test is the real google-cloud-secret-manager client."""
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from tests.standin_http import JsonHandler, StandInServer
 
 _ROUTE = re.compile(r"^/v1/projects/([^/]+)/secrets/([^/]+)/versions/([^/:]+):access$")
 
 
-class SecretManagerStandIn:
+class SecretManagerStandIn(StandInServer):
     """Secrets by (project, secret) as lists of versions; ``latest`` is the last."""
 
     def __init__(self) -> None:
@@ -26,7 +24,7 @@ class SecretManagerStandIn:
         self.reads = 0
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 found = _ROUTE.match(self.path.split("?", 1)[0])
                 value = standin.lookup(*found.groups()) if found else None
@@ -46,19 +44,7 @@ class SecretManagerStandIn:
                     },
                 })  # fmt: skip
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(Handler)
 
     def put(self, project: str, secret: str, value: str) -> None:
         """Add a version (it becomes ``latest``)."""
@@ -71,11 +57,3 @@ class SecretManagerStandIn:
         if version.isdigit() and 1 <= int(version) <= len(versions):
             return versions[int(version) - 1]
         return None
-
-    def start(self) -> SecretManagerStandIn:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
