@@ -60,18 +60,10 @@ def build_services(
     """Everything the app needs, not yet started. ``background_status``: where
     serve keeps the state of the background process it runs beside this one."""
     metrics = Metrics(multiprocess=multiprocess_metrics)
-    runtime = build_runtime(
-        settings,
-        database_url,
-        observe_batch=metrics.observe_batch,
-        observe_action=metrics.count_action,
-        observe_call=metrics.observe_call,
-        on_restart=metrics.count_restart,
-    )
+    runtime = counted_runtime(settings, database_url, metrics, count_batches=True)
     db, secrets, action_config = runtime.db, runtime.secrets, runtime.actions
     providers = build_providers(settings, secrets)
     metrics.register_providers(providers)
-    metrics.safe_mode.set(1 if settings.safe_mode else 0)
     metrics.register_consumers(
         [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name, TREE_CONSUMER]
     )
@@ -101,7 +93,6 @@ def build_services(
     supervisor = None
     if runtime.background is not None:
         supervisor = runtime.background.supervisor
-        metrics.register_jobs(runtime.background.jobs())
         services.jobs_down = supervisor.down
     elif background_status is not None:
         services.jobs_down = partial(jobs_down, background_status)
@@ -204,18 +195,32 @@ def build_worker(settings: Settings, database_url: str, *, multiprocess_metrics:
     processes' /metrics adds them up."""
     if not multiprocess_metrics:
         return build_runtime(settings, database_url, background=True)
-    metrics = Metrics(multiprocess=True)
+    return counted_runtime(settings, database_url, Metrics(multiprocess=True), background=True)
+
+
+def counted_runtime(
+    settings: Settings,
+    database_url: str,
+    metrics: Metrics,
+    *,
+    background: bool | None = None,
+    count_batches: bool = False,
+) -> Runtime:
+    """``build_runtime`` with its actions, outbound calls, job restarts (and, with
+    ``count_batches``, its append batches) counted in ``metrics``, safe mode
+    shown there and every background job's series started at zero."""
     runtime = build_runtime(
         settings,
         database_url,
-        background=True,
+        background=background,
+        observe_batch=metrics.observe_batch if count_batches else None,
         observe_action=metrics.count_action,
         observe_call=metrics.observe_call,
         on_restart=metrics.count_restart,
     )
     metrics.safe_mode.set(1 if settings.safe_mode else 0)
-    assert runtime.background is not None
-    metrics.register_jobs(runtime.background.jobs())
+    if runtime.background is not None:
+        metrics.register_jobs(runtime.background.jobs())
     return runtime
 
 
