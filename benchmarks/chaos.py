@@ -252,7 +252,7 @@ def ledger_counts(url: str, sent: Sent) -> dict[str, int]:
             "orders without a countdown": undecided}  # fmt: skip
 
 
-def settled(url: str, service: Service) -> bool:
+def settled(url: str) -> bool:
     """Consumers caught up, and no action or timer left that is due."""
     with psycopg.connect(url) as conn:
         behind = conn.execute(
@@ -347,7 +347,7 @@ def drill(name: str, service: Service, url: str, args: argparse.Namespace,
             time.sleep(args.seconds / 2)
             for fake in (sendgrid, payments):
                 fake.delay = 0.0
-            recovered = wait_until(lambda: settled(url, service), SETTLE_SECONDS)
+            recovered = wait_until(lambda: settled(url), SETTLE_SECONDS)
             note = "500s, then hanging past the action timeout, then answering again"
             note += f"; {resent(sendgrid, payments)} actions sent again under the same key "
             note += "(a request that timed out may have been performed: at least once)"
@@ -361,7 +361,7 @@ def drill(name: str, service: Service, url: str, args: argparse.Namespace,
         else:
             raise ValueError(name)
         time.sleep(args.seconds / 2)
-    settle = wait_until(lambda: settled(url, service), SETTLE_SECONDS)
+    settle = wait_until(lambda: settled(url), SETTLE_SECONDS)
     if settle is None:
         note += f"; background work not settled {SETTLE_SECONDS:.0f} s after the load"
     else:
