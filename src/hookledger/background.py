@@ -56,9 +56,9 @@ class Background:
         secrets: SecretStore | None = None,
         on_restart: Callable[[str], None] | None = None,
     ) -> None:
-        # They read each touched order's stream whole: of the new events, the
-        # heads are enough.
-        # and they share one read (and fold) of each stream.
+        # The projections and the policy read each touched order's stream whole:
+        # of the new events the heads are enough, and one read (and fold) of
+        # each stream serves them all.
         streams = StreamCache()
         self.runners = [
             ConsumerRunner(db, ProjectionConsumer(projection, streams), read=read_heads_after)

@@ -13,6 +13,7 @@ without a descriptor for its database, and a provider knows to come back."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import resource
 from asyncio import TimerHandle
@@ -52,11 +53,8 @@ def connection_cap() -> int:
     return max(64, soft - RESERVED_DESCRIPTORS)
 
 
-class _Full:
-    refused = 0
-
-
-_full = _Full()
+# Connections refused over the cap, for the occasional log line.
+_refused = itertools.count(1)
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -68,9 +66,9 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         if len(self.connections) > CONNECTION_CAP:
             # Counted, not logged one by one: a flood would flood the log too.
-            _full.refused += 1
-            if _full.refused == 1 or _full.refused % 1000 == 0:
-                extra = {"cap": CONNECTION_CAP, "refused_so_far": _full.refused}
+            refused = next(_refused)
+            if refused == 1 or refused % 1000 == 0:
+                extra = {"cap": CONNECTION_CAP, "refused_so_far": refused}
                 log.warning("connections over the cap answered 503", extra=extra)
             transport.write(FULL_ANSWER)
             transport.close()
