@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from events.connector import Database
 from hookledger.operations import operation_gauges
 from hookledger.secrets import SecretStore
 from hookledger.selftest import SelfTest
 from hookledger.settings import Settings
+from scheduler.actions import worker as worker_module
 from scheduler.actions.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from tests.fake_provider import FakeProvider
 from tests.integration.test_actions import (
@@ -135,3 +138,27 @@ async def test_a_dead_senders_open_breaker_stops_counting_once_it_expires(db: Da
 async def circuit_gauges(db: Database) -> dict[str, float]:
     return {g.labels["provider"]: g.value for g in await operation_gauges(db)
             if g.name == "hookledger_circuit_open"}  # fmt: skip
+
+
+async def test_a_breaker_that_stays_open_keeps_showing_open_past_its_row_s_expiry(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Open, probe, open again, each within one batch: the state written never
+    # changes, yet the row must be written again before it expires.
+    # Trusted 1.25 s after each write: the drill below lasts three times that.
+    monkeypatch.setattr(worker_module, "BREAKER_GRACE_SECONDS", 1.0)
+    provider = FakeProvider()
+    provider.answer(*[(503, b"down")] * 200)
+    await queue(db, *(email(f"long-{n}") for n in range(3)))
+    settings = settings_for(provider, breaker_failures=1, breaker_cool_down_seconds=0.05,
+                            timeout_seconds=0.2, max_attempts=1000)  # fmt: skip
+    worker = worker_for(db, settings, batch_size=3)
+    try:
+        deadline = asyncio.get_running_loop().time() + 4.0
+        while asyncio.get_running_loop().time() < deadline:
+            await worker.run_once()
+            await asyncio.sleep(0.06)
+    finally:
+        provider.close()
+    assert worker.breakers["sendgrid"].state != CLOSED
+    assert await circuit_gauges(db) == {"sendgrid": 1.0, "authorizenet": 0.0}

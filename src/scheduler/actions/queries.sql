@@ -73,7 +73,8 @@ WHERE state = 'pending'
 -- A sending process's breakers whose state changed, each kept for the seconds
 -- given (its cool-down and a grace) unless written again.
 INSERT INTO circuit_breakers (provider, holder, state, changed_at, expires_at)
-SELECT provider, %s, state, now(), now() + make_interval(secs => %s)
+-- (From the write, not from the transaction's start: its sends came between.)
+SELECT provider, %s, state, clock_timestamp(), clock_timestamp() + make_interval(secs => %s)
 FROM unnest(%s::text[], %s::text[]) AS t(provider, state)
 ON CONFLICT (provider, holder) DO UPDATE
 SET state = EXCLUDED.state, changed_at = EXCLUDED.changed_at, expires_at = EXCLUDED.expires_at

@@ -45,6 +45,10 @@ from scheduler.actions.sendgrid import SendGrid
 
 log = logging.getLogger(__name__)
 
+# How long past a cool-down and a send's timeout a written breaker state is
+# trusted by the other processes, unless written again.
+BREAKER_GRACE_SECONDS = 60.0
+
 ActionObserver = Callable[[str, str], None]
 """Called once per recorded attempt with the action's kind and outcome."""
 
@@ -97,6 +101,7 @@ class ActionWorker:
         self.breakers: dict[str, CircuitBreaker] = {}
         # What this process last wrote of its breakers (the intake reads them).
         self._recorded_states: dict[str, str] = {}
+        self._recorded_at = 0.0
         self._holder = f"{socket.gethostname()}:{os.getpid()}"[:200]
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
@@ -197,13 +202,19 @@ class ActionWorker:
     async def _record_breakers(self, session: Session) -> None:
         """Share the breakers that changed since last written: /__selftest and
         /metrics are answered by other processes."""
+        keep = (self._settings.breaker_cool_down_seconds + self._settings.timeout_seconds
+                + BREAKER_GRACE_SECONDS)  # fmt: skip
+        # A breaker that stays open (open, probe, open again within one batch)
+        # does not change as written: it is written again before it expires.
+        stale = time.monotonic() - self._recorded_at > keep / 2
         changed = {p: b.state for p, b in self.breakers.items()
-                   if self._recorded_states.get(p, CLOSED) != b.state}  # fmt: skip
+                   if self._recorded_states.get(p, CLOSED) != b.state
+                   or (stale and b.state != CLOSED)}  # fmt: skip
         if not changed:
             return
-        keep = self._settings.breaker_cool_down_seconds + self._settings.timeout_seconds + 60
         await record_breakers(session, self._holder, changed, keep)
         self._recorded_states.update(changed)
+        self._recorded_at = time.monotonic()
 
     async def _already_ended(
         self, session: Session, claimed: list[ClaimedAction]
