@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from events.chain import CURRENT_RULE, GENESIS, event_hash
+from events.chain import CURRENT_RULE, GENESIS, canonical_entries, event_hash
 from events.connector import Connection, Database, Row, Session
 from events.errors import (
     AppenderStopped,
@@ -24,7 +24,7 @@ from events.errors import (
     Overloaded,
     WriteConflict,
 )
-from events.model import AppendOutcome, NewEvent
+from events.model import AppendOutcome, Cutter, NewEvent
 from events.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,11 @@ class Appender:
         max_queued: int = 10_000,
         max_wait: float = 2.0,
         derived: bool = False,
+        cutter: Cutter | None = None,
     ) -> None:
         self._db = db
+        # The personal-data policy, applied to each event as it is written.
+        self._cutter = cutter
         # Appends of derived events (decisions a consumer makes again after a
         # crash, under fixed ids) commit without waiting for the disk: the append
         # lock is then held for Postgres's work only, not for a flush, and the
@@ -163,7 +166,7 @@ class Appender:
         try:
             conn = await self._connection()
             started = time.perf_counter()
-            outcomes = await write(conn, [p.event for p in live])
+            outcomes = await write(conn, [p.event for p in live], self._cutter)
             self._observed(len(live), time.perf_counter() - started)
         except DatabaseUnavailable as exc:
             await self._drop_connection()
@@ -195,7 +198,7 @@ class Appender:
     async def _write_alone(self, pending: list[_Pending]) -> None:
         try:
             started = time.perf_counter()
-            outcomes = await write(self._db, [p.event for p in pending])
+            outcomes = await write(self._db, [p.event for p in pending], self._cutter)
         except HookledgerError as exc:
             _fail(pending, exc)
         else:
@@ -236,7 +239,11 @@ def _resolve(batch: list[_Pending], outcomes: list[AppendOutcome]) -> None:
 OPTIMISTIC_ATTEMPTS = 3
 
 
-async def write(target: Connection | Database, events: Sequence[NewEvent]) -> list[AppendOutcome]:
+async def write(
+    target: Connection | Database | Session,
+    events: Sequence[NewEvent],
+    cutter: Cutter | None = None,
+) -> list[AppendOutcome]:
     """Append ``events`` atomically, in order (on a pooled connection when given
     the database; a dedicated connection must be in autocommit).
 
@@ -248,13 +255,20 @@ async def write(target: Connection | Database, events: Sequence[NewEvent]) -> li
     recorded one of the keys) in between, the unique constraints refuse the
     insert and the batch is prepared again; after a few such races the lock is
     taken before the read, in one transaction, which cannot race.
+
+    Given a session (a transaction already open), it takes the lock first and
+    writes inside that transaction.
     """
     if isinstance(target, Database):
         async with target.connection() as conn:
-            return await write(conn, events)
+            return await write(conn, events, cutter)
+    if isinstance(target, Session):
+        await target.execute(QUERIES["take_append_lock"])
+        batch = await _BatchWrite.read(target, events, cutter)
+        return batch.outcomes(await batch.insert(target))
     for _ in range(OPTIMISTIC_ATTEMPTS):
         session = target.session()
-        batch = await _BatchWrite.read(session, events)
+        batch = await _BatchWrite.read(session, events, cutter)
         try:
             rows = await batch.insert(session)
         except WriteConflict:
@@ -262,7 +276,7 @@ async def write(target: Connection | Database, events: Sequence[NewEvent]) -> li
         return batch.outcomes(rows)
     async with target.transaction() as session:
         await session.execute(QUERIES["take_append_lock"])
-        batch = await _BatchWrite.read(session, events)
+        batch = await _BatchWrite.read(session, events, cutter)
         rows = await batch.insert(session)
     return batch.outcomes(rows)
 
@@ -273,17 +287,23 @@ _encode_rows = msgspec.json.Encoder().encode
 class _BatchWrite:
     """One batch: what to read first, what to insert then, what to answer."""
 
-    def __init__(self, events: Sequence[NewEvent]) -> None:
+    def __init__(self, events: Sequence[NewEvent], cutter: Cutter | None) -> None:
         self.events = events
+        # Each event as it is recorded: its personal values cut out (or None).
+        self.cuts = [cutter.cut(e) if cutter is not None else None for e in events]
         self.recorded: dict[Key, tuple[int, bytes]] = {}
         self.heads: dict[str, tuple[int, str]] = {}
         self.digests: dict[Key, bytes] = {}
 
     @classmethod
-    async def read(cls, session: Session, events: Sequence[NewEvent]) -> _BatchWrite:
+    async def read(
+        cls, session: Session, events: Sequence[NewEvent], cutter: Cutter | None
+    ) -> _BatchWrite:
         """A batch of ``events`` that knows which of its keys are recorded already
         and where its streams' chains end."""
-        batch = cls(events)
+        if cutter is not None:
+            await cutter.ready(session)
+        batch = cls(events, cutter)
         streams = sorted({e.stream for e in events})
         params = ([e.provider for e in events], [e.event_id for e in events], streams)
         for kind, name, detail, number, digest in await session.fetch_all(
@@ -301,11 +321,13 @@ class _BatchWrite:
         recorded_at = datetime.now(UTC)
         self.digests = {}
         rows: list[dict[str, Any]] = []
-        for event in self.events:
+        values: list[dict[str, Any]] = []
+        for event, cut in zip(self.events, self.cuts, strict=True):
             key = (event.provider, event.event_id)
             if key in self.recorded or key in self.digests:
                 continue
-            digest = hashlib.sha256(event.raw).digest()
+            raw = cut.raw if cut is not None else event.raw
+            digest = hashlib.sha256(raw).digest()
             self.digests[key] = digest
             version, prev_hash = head.get(event.stream, (0, GENESIS))
             version += 1
@@ -320,27 +342,36 @@ class _BatchWrite:
                 recorded_at=recorded_at,
                 raw_sha256=digest.hex(),
                 metadata=event.metadata,
+                personal=canonical_entries(cut.entries) if cut is not None else "[]",
             )
             head[event.stream] = (version, hash_)
             # The keys are insert_events' column names; the raw bytes go as base64.
             row = {
                 "provider": event.provider, "event_id": event.event_id, "stream": event.stream,
                 "stream_version": version, "type": event.type, "occurred_at": event.occurred_at,
-                "recorded_at": recorded_at, "payload": msgspec.Raw(event.payload_json),
-                "raw": event.raw, "metadata": event.metadata, "prev_hash": prev_hash,
+                "recorded_at": recorded_at,
+                "payload": msgspec.Raw(cut.payload_json if cut else event.payload_json),
+                "raw": raw, "metadata": event.metadata, "prev_hash": prev_hash,
                 "hash": hash_, "hash_rule": CURRENT_RULE,
+                "personal": cut.entries if cut is not None else None,
             }  # fmt: skip
             rows.append(row)
+            if cut is not None:
+                values += cut.values
         if not rows:
             return []
         document = _encode_rows(rows).decode()
-        return await session.fetch_all(QUERIES["insert_events"], (document,))
+        if not values:
+            return await session.fetch_all(QUERIES["insert_events"], (document,))
+        # The values go in the same statement as their events: both or neither.
+        held = _encode_rows(values).decode()
+        return await session.fetch_all(QUERIES["insert_events_and_values"], (document, held))
 
     def outcomes(self, rows: list[Row]) -> list[AppendOutcome]:
         positions: dict[Key, int] = {(r[1], r[2]): r[0] for r in rows}
         outcomes: list[AppendOutcome] = []
         answered: set[Key] = set()
-        for event in self.events:
+        for event, cut in zip(self.events, self.cuts, strict=True):
             key = (event.provider, event.event_id)
             if key in self.recorded:
                 position, digest = self.recorded[key]
@@ -350,6 +381,9 @@ class _BatchWrite:
                 position, digest = positions[key], self.digests[key]
                 duplicate = key in answered
             answered.add(key)
-            conflict = duplicate and digest != hashlib.sha256(event.raw).digest()
+            # The skeletons compared: a resend that differs only in a personal
+            # value is not told apart (nothing kept could tell it, once erased).
+            raw = cut.raw if cut is not None else event.raw
+            conflict = duplicate and digest != hashlib.sha256(raw).digest()
             outcomes.append(AppendOutcome(position, duplicate=duplicate, conflict=conflict))
         return outcomes

@@ -8,21 +8,29 @@ object, its keys sorted, without whitespace, non-ASCII escaped (Python:
 - rule 1 (events recorded before issue 13): ``event_id, occurred_at, prev_hash,
   provider, raw_sha256, recorded_at, stream, stream_version, type``;
 - rule 2: the same keys plus ``metadata`` (the event's metadata object itself,
-  nested) and ``rule`` (the number 2).
+  nested) and ``rule`` (the number 2);
+- rule 3 (issue 14): rule 2's keys, ``rule`` 3, plus ``personal``: the list of
+  the personal values cut out of the raw body, each an object ``anchor, at,
+  commitment, keep_seconds, path`` (``personal.commitments``; an empty list
+  when none was cut). ``raw_sha256`` is then the digest of the skeleton: the
+  raw body without those values' bytes.
 
 Timestamps are UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (``occurred_at`` may be
 null); ``raw_sha256`` is the hex SHA-256 of the exact bytes received; ``prev_hash``
 is the previous event's hash in the stream, or 64 zeros for version 1. The
 ``payload`` is not hashed: it is the JSON value of ``raw`` and is checked against
-it (``payload_matches``); ``position`` is covered by the Merkle tree's order.
+it (``payload_matches``; under rule 3, against the skeleton with ``null`` in
+each cut value's place); ``position`` is covered by the Merkle tree's order.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import hmac
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
@@ -31,8 +39,8 @@ from events.errors import ChainBroken
 from events.model import RecordedEvent
 
 GENESIS = "0" * 64
-RULES = (1, 2)
-CURRENT_RULE = 2
+RULES = (1, 2, 3)
+CURRENT_RULE = 3
 
 
 def format_time(moment: datetime) -> str:
@@ -58,6 +66,7 @@ def event_hash(
     raw_sha256: str,
     metadata: Mapping[str, Any] | None = None,
     rule: int = CURRENT_RULE,
+    personal: str = "[]",
 ) -> str:
     """Hash one event onto its predecessor's hash, under hashing rule ``rule``.
 
@@ -67,15 +76,18 @@ def event_hash(
     it against ``json.dumps`` of the documented object.
     """
     occurred = _quote(format_time(occurred_at)) if occurred_at is not None else "null"
+    cut = ""
     if rule == 1:
         middle, extra = "", ""
-    elif rule == 2:
+    elif rule in (2, 3):
         middle = f'"metadata":{canonical_metadata(metadata or {})},'
-        extra = '"rule":2,'
+        extra = f'"rule":{rule},'
+        if rule == 3:
+            cut = f'"personal":{personal},'
     else:
         raise ValueError(f"no hashing rule {rule}")
     encoded = (
-        f'{{"event_id":{_quote(event_id)},{middle}"occurred_at":{occurred},'
+        f'{{"event_id":{_quote(event_id)},{middle}"occurred_at":{occurred},{cut}'
         f'"prev_hash":{_quote(prev_hash)},"provider":{_quote(provider)},'
         f'"raw_sha256":{_quote(raw_sha256)},"recorded_at":{_quote(format_time(recorded_at))},'
         f'{extra}"stream":{_quote(stream)},"stream_version":{int(stream_version)},'
@@ -119,7 +131,76 @@ def recorded_hash(event: RecordedEvent, prev_hash: str) -> str:
         raw_sha256=hashlib.sha256(event.raw).hexdigest(),
         metadata=event.metadata,
         rule=event.hash_rule,
+        personal=canonical_entries(event.personal or []),
     )
+
+
+def canonical_entries(entries: Iterable[Mapping[str, Any]]) -> str:
+    """The cut values' entries as rule 3 hashes them: an array of objects with
+    sorted keys, no whitespace, non-ASCII escaped."""
+    return json.dumps(list(entries), sort_keys=True, separators=(",", ":"))
+
+
+ENTRY_FIELDS = ("anchor", "at", "commitment", "keep_seconds", "path")
+
+
+def chained_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Entries as the chain covers them (a read's extra fields, such as the
+    value's state or an evidence file's salt, left out)."""
+    return [{k: entry[k] for k in ENTRY_FIELDS} for entry in entries]
+
+
+def commitment(salt: bytes, value: bytes) -> str:
+    """The salted commitment to a personal value's bytes: the hex HMAC-SHA256
+    of the value under its salt."""
+    return hmac.new(salt, value, hashlib.sha256).hexdigest()
+
+
+def personal_problem(
+    skeleton: bytes,
+    entries: Sequence[Mapping[str, Any]],
+    held: Mapping[int, tuple[bytes, bytes]],
+    payload: Any,
+) -> str | None:
+    """What is wrong with an event's personal values, or None: each value held
+    (``held``: index to salt and value) must be the one its entry committed to,
+    and ``payload`` (held values in place, erased ones null) the JSON value of
+    the skeleton with them put back."""
+    for n, (salt, value) in held.items():
+        if n >= len(entries):
+            raise ValueError(f"a value is held for entry {n}, which does not exist")
+        expected = str(entries[n]["commitment"]).encode()
+        if not hmac.compare_digest(expected, commitment(salt, value).encode()):
+            return f"personal value {n} is not the one its commitment covers"
+    whole = join(skeleton, [int(e["at"]) for e in entries],
+                 [held[n][1] if n in held else None for n in range(len(entries))])  # fmt: skip
+    if not payload_matches(whole, payload):
+        return "payload is not the JSON value of the skeleton with its personal values"
+    return None
+
+
+def holes(event: RecordedEvent) -> list[int]:
+    """Where each personal value was cut from the event's skeleton."""
+    return [int(entry["at"]) for entry in event.personal or []]
+
+
+def join(skeleton: bytes, cuts: Sequence[int], values: Sequence[bytes | None]) -> bytes:
+    """A raw body again from its skeleton: each value put back where it was cut;
+    one that is gone (None) reads as ``null``."""
+    parts: list[bytes] = []
+    done = 0
+    for hole, value in zip(cuts, values, strict=True):
+        parts += [skeleton[done:hole], b"null" if value is None else value]
+        done = hole
+    parts.append(skeleton[done:])
+    return b"".join(parts)
+
+
+def skeleton_as_json(event: RecordedEvent) -> bytes:
+    """The raw body with ``null`` in each cut value's place: what the stored
+    payload is the JSON value of."""
+    cuts = holes(event)
+    return join(event.raw, cuts, [None] * len(cuts)) if cuts else event.raw
 
 
 def payload_matches(raw: bytes, payload: Any) -> bool:
@@ -172,6 +253,25 @@ def _same(raw: Any, stored: Any) -> bool:
     return False
 
 
+def stored_payload(event: RecordedEvent) -> Any:
+    """The payload as the ledger stores it: a read puts the personal values
+    still held back in place (``personal_payload``), the ledger holds null there."""
+    if not event.personal:
+        return event.payload
+    payload = copy.deepcopy(event.payload)
+    for entry in event.personal:
+        target = payload
+        path = entry["path"]
+        try:
+            for key in path[:-1]:
+                target = target[key]
+            if path[-1] in target or isinstance(target, list):
+                target[path[-1]] = None
+        except (KeyError, IndexError, TypeError):
+            continue  # the path is not in the payload: payload_matches will say so
+    return payload
+
+
 def without_nul(value: Any) -> Any:
     """``value`` with every U+0000 in its strings and keys as U+FFFD, as the
     payload is stored (jsonb cannot hold U+0000); keys that become equal keep the
@@ -205,7 +305,7 @@ def verify_stream(events: Iterable[RecordedEvent]) -> int:
         rule = event.hash_rule
         if recorded_hash(event, expected_prev) != event.hash:
             raise ChainBroken(stream, count, "hash does not match the event's contents")
-        if not payload_matches(event.raw, event.payload):
+        if not payload_matches(skeleton_as_json(event), stored_payload(event)):
             raise ChainBroken(stream, count, "payload is not the JSON value of raw")
         expected_prev = event.hash
     return count

@@ -40,7 +40,21 @@ def event_view(event: RecordedEvent) -> dict[str, Any]:
         "prev_hash": event.prev_hash,
         "hash": event.hash,
         "hash_rule": event.hash_rule,
+        **personal_view(event),
     }
+
+
+def personal_view(event: RecordedEvent) -> dict[str, Any]:
+    """The personal values cut out of an event (hash rule 3): each entry as the
+    chain covers it, and whether its value is still held or was erased."""
+    if event.hash_rule < 3:
+        return {}
+    held = set(event.held or [])
+    entries = [
+        {**entry, "state": "held" if n in held else "erased"}
+        for n, entry in enumerate(event.personal or [])
+    ]
+    return {"personal": entries}
 
 
 async def build_evidence(
@@ -73,6 +87,7 @@ async def build_evidence(
             )
         indexes.append(index)
     paths = await tree.inclusion_proofs(db, indexes, checkpoint.size)
+    held = await _held_values(db, events)
     return {
         "format": FORMAT,
         "stream": stream,
@@ -81,13 +96,36 @@ async def build_evidence(
         "verifier_key": verifier_key,
         "events": [
             {
-                **event_view(event),
+                **_with_values(event_view(event), held.get(event.position, {})),
                 "leaf_index": index,
                 "inclusion_proof": [base64.b64encode(p).decode() for p in path],
             }
             for event, index, path in zip(events, indexes, paths, strict=True)
         ],
     }
+
+
+async def _held_values(
+    db: Database, events: list[RecordedEvent]
+) -> dict[int, dict[int, tuple[bytes, bytes]]]:
+    """The salts and values still held of these events' personal values."""
+    positions = [e.position for e in events if e.personal]
+    held: dict[int, dict[int, tuple[bytes, bytes]]] = {}
+    if positions:
+        for position, n, salt, value in await db.fetch_all(QUERIES["held_values"], (positions,)):
+            held.setdefault(int(position), {})[int(n)] = (bytes(salt), bytes(value))
+    return held
+
+
+def _with_values(view: dict[str, Any], held: dict[int, tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An event's view with each held value and its salt: the evidence proves them."""
+    if held and "personal" in view:
+        view["personal"] = [
+            {**entry, "salt_base64": base64.b64encode(held[n][0]).decode(),
+             "value_base64": base64.b64encode(held[n][1]).decode()} if n in held else entry
+            for n, entry in enumerate(view["personal"])
+        ]  # fmt: skip
+    return view
 
 
 async def _check_tail(db: Database, size: int) -> None:

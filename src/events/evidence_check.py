@@ -14,7 +14,15 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from events import merkle
-from events.chain import GENESIS, RULES, event_hash, payload_matches
+from events.chain import (
+    GENESIS,
+    RULES,
+    canonical_entries,
+    chained_entries,
+    event_hash,
+    payload_matches,
+    personal_problem,
+)
 from events.checkpoint_note import Checkpoint, fingerprint, parse_verifier_key, verify
 from events.evidence import FORMAT
 
@@ -99,10 +107,21 @@ def _check_event(
         raw_sha256=hashlib.sha256(raw).hexdigest(),
         metadata=event["metadata"],
         rule=this_rule,
+        personal=canonical_entries(chained_entries(event.get("personal") or [])),
     )
     if digest != event["hash"]:
         raise EvidenceRejected("the hash does not match the event's contents")
-    if not payload_matches(raw, event["payload"]):
+    entries = event.get("personal") or []
+    if entries:
+        held = {
+            n: (base64.b64decode(e["salt_base64"], validate=True),
+                base64.b64decode(e["value_base64"], validate=True))
+            for n, e in enumerate(entries) if e.get("state") == "held"
+        }  # fmt: skip
+        problem = personal_problem(raw, entries, held, event["payload"])
+        if problem is not None:
+            raise EvidenceRejected(problem)
+    elif not payload_matches(raw, event["payload"]):
         raise EvidenceRejected("the payload is not the JSON value of the raw body")
     index = event["leaf_index"]
     if not isinstance(index, int) or index <= last_index:

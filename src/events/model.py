@@ -28,6 +28,33 @@ class NewEvent(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class CutEvent(msgspec.Struct, frozen=True):
+    """An event with its personal values cut out, as the ledger records it.
+
+    ``raw`` is the skeleton and ``payload_json`` the payload with null in the
+    values' places; ``entries`` go into the chain (hash rule 3); ``values`` are
+    the rows of ``personal_values`` (salts and values: the only copy).
+    """
+
+    raw: bytes
+    payload_json: bytes
+    entries: list[dict[str, Any]]
+    values: list[dict[str, Any]]
+
+
+class Cutter(Protocol):
+    """Cuts the personal values out of an event about to be appended."""
+
+    async def ready(self, session: Any) -> None:
+        """Load what cutting needs from the database (once; ``session`` is an
+        ``events.connector.Session``)."""
+        ...
+
+    def cut(self, event: NewEvent) -> CutEvent | None:
+        """The event cut, or None when it holds nothing personal."""
+        ...
+
+
 class AppendOutcome(msgspec.Struct, frozen=True):
     """What became of one appended event.
 
@@ -57,6 +84,12 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     prev_hash: str
     hash: str
     hash_rule: int = 1  # which rule of events/chain.py made ``hash``
+    # The personal values cut out of ``raw`` (hash rule 3): one entry each, with
+    # its path, where it was cut and its commitment; None when nothing was cut.
+    # ``raw`` is then the skeleton, and ``payload`` holds the values still kept.
+    personal: list[dict[str, Any]] | None = None
+    # Which of those values are still held (their indexes); the others were erased.
+    held: list[int] | None = None
 
 
 class EventHead(msgspec.Struct, frozen=True):

@@ -46,18 +46,57 @@ WHERE stream = ANY(%b::text[])
 -- msgspec, where a dozen binary arrays cost more to build than the rest of the
 -- batch. The raw bodies travel as base64.
 INSERT INTO events (provider, event_id, stream, stream_version, type, occurred_at,
-                    recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule)
+                    recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule, personal)
 SELECT provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, decode(raw, 'base64'), metadata, prev_hash, hash, hash_rule
+       recorded_at, payload, decode(raw, 'base64'), metadata, prev_hash, hash, hash_rule,
+       personal
 FROM jsonb_to_recordset(%s::jsonb)
      AS t(provider text, event_id text, stream text, stream_version int8, type text,
           occurred_at timestamptz, recorded_at timestamptz, payload jsonb, raw text,
-          metadata jsonb, prev_hash text, hash text, hash_rule int2)
+          metadata jsonb, prev_hash text, hash text, hash_rule int2, personal jsonb)
 RETURNING position, provider, event_id
+
+-- name: insert_events_and_values
+-- insert_events, and the personal values cut out of its events in the same
+-- statement (their second JSON array, matched by idempotency key). A value
+-- counted from its recording gets its due time now; one counted from its
+-- order's countdown close gets it once that closes (an event of no order counts
+-- from its recording).
+WITH added AS (
+    INSERT INTO events (provider, event_id, stream, stream_version, type, occurred_at,
+                        recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule, personal)
+    SELECT provider, event_id, stream, stream_version, type, occurred_at,
+           recorded_at, payload, decode(raw, 'base64'), metadata, prev_hash, hash, hash_rule,
+           personal
+    FROM jsonb_to_recordset(%s::jsonb)
+         AS t(provider text, event_id text, stream text, stream_version int8, type text,
+              occurred_at timestamptz, recorded_at timestamptz, payload jsonb, raw text,
+              metadata jsonb, prev_hash text, hash text, hash_rule int2, personal jsonb)
+    RETURNING position, provider, event_id, stream, recorded_at
+), held AS (
+    INSERT INTO personal_values (position, n, subject, path, salt, value, payload_value,
+                                 lookup, anchor, keep_seconds, due_at)
+    SELECT a.position, v.n, a.stream, v.path, decode(v.salt, 'base64'),
+           decode(v.value, 'base64'), v.payload_value, decode(v.lookup, 'base64'),
+           v.anchor, v.keep_seconds,
+           CASE WHEN v.anchor = 'recorded' OR a.stream NOT LIKE 'order-%%'
+                THEN a.recorded_at + make_interval(secs => v.keep_seconds) END
+    FROM added AS a
+    JOIN jsonb_to_recordset(%s::jsonb)
+         AS v(provider text, event_id text, n int4, path text[], salt text, value text,
+              payload_value jsonb, lookup text, anchor text, keep_seconds int8)
+      ON v.provider = a.provider AND v.event_id = a.event_id
+)
+SELECT position, provider, event_id FROM added
 
 -- name: read_after
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
+       recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END,
+       raw, metadata, prev_hash, hash, hash_rule, personal,
+       CASE WHEN personal IS NULL THEN NULL
+            ELSE ARRAY(SELECT n FROM personal_values AS p
+                       WHERE p.position = events.position ORDER BY n) END
 FROM events
 WHERE position > %s
 ORDER BY position
@@ -65,14 +104,24 @@ LIMIT %s
 
 -- name: read_stream
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
+       recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END,
+       raw, metadata, prev_hash, hash, hash_rule, personal,
+       CASE WHEN personal IS NULL THEN NULL
+            ELSE ARRAY(SELECT n FROM personal_values AS p
+                       WHERE p.position = events.position ORDER BY n) END
 FROM events
 WHERE stream = %s
 ORDER BY stream_version
 
 -- name: read_all_by_stream
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
+       recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END,
+       raw, metadata, prev_hash, hash, hash_rule, personal,
+       CASE WHEN personal IS NULL THEN NULL
+            ELSE ARRAY(SELECT n FROM personal_values AS p
+                       WHERE p.position = events.position ORDER BY n) END
 FROM events
 ORDER BY stream, stream_version
 
@@ -152,7 +201,12 @@ ORDER BY name
 
 -- name: read_position
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
+       recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END,
+       raw, metadata, prev_hash, hash, hash_rule, personal,
+       CASE WHEN personal IS NULL THEN NULL
+            ELSE ARRAY(SELECT n FROM personal_values AS p
+                       WHERE p.position = events.position ORDER BY n) END
 FROM events
 WHERE position = %s
 
@@ -230,7 +284,12 @@ SET LOCAL synchronous_commit = off
 
 -- name: read_all_by_position
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
-       recorded_at, payload, raw, metadata, prev_hash, hash, hash_rule
+       recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END,
+       raw, metadata, prev_hash, hash, hash_rule, personal,
+       CASE WHEN personal IS NULL THEN NULL
+            ELSE ARRAY(SELECT n FROM personal_values AS p
+                       WHERE p.position = events.position ORDER BY n) END
 FROM events
 ORDER BY position
 
@@ -239,3 +298,22 @@ ORDER BY position
 -- streams it touched whole, so its body would be read (and decoded) twice.
 SELECT position, provider, event_id, stream, type FROM events
 WHERE position > %s ORDER BY position LIMIT %s
+
+-- name: held_values
+-- The salts and values still held of these events' personal values.
+SELECT position, n, salt, value FROM personal_values
+WHERE position = ANY(%s::int8[])
+ORDER BY position, n
+
+-- name: held_personal_events
+-- Every event that still holds personal values, with them (for verify): its
+-- skeleton, its payload as read, its entries, and the held values' indexes,
+-- salts and values. One stream's or all.
+SELECT e.stream, e.stream_version, e.raw, personal_payload(e.payload, e.position), e.personal,
+       array_agg(p.n ORDER BY p.n), array_agg(p.salt ORDER BY p.n),
+       array_agg(p.value ORDER BY p.n)
+FROM events AS e
+JOIN personal_values AS p ON p.position = e.position
+WHERE %s::text IS NULL OR e.stream = %s::text
+GROUP BY e.position
+ORDER BY e.position

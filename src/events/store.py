@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from events.chain import verify_stream
-from events.connector import Database, Row
+from events.chain import personal_problem, verify_stream
+from events.connector import Database, Row, Session
 from events.errors import ChainBroken
 from events.model import EventHead, RecordedEvent
 from events.queries import QUERIES
@@ -17,7 +17,7 @@ from events.queries import QUERIES
 def to_event(row: Row) -> RecordedEvent:
     """Build an event from a row of the ledger's standard column list."""
     (position, provider, event_id, stream, version, type_, occurred_at, recorded_at,
-     payload, raw, metadata, prev_hash, hash_, hash_rule) = row  # fmt: skip
+     payload, raw, metadata, prev_hash, hash_, hash_rule, personal, held) = row  # fmt: skip
     return RecordedEvent(
         position=position,
         provider=provider,
@@ -33,6 +33,8 @@ def to_event(row: Row) -> RecordedEvent:
         prev_hash=prev_hash,
         hash=hash_,
         hash_rule=hash_rule,
+        personal=personal,
+        held=held,
     )
 
 
@@ -87,9 +89,24 @@ async def verify_chains(db: Database, stream: str | None = None) -> VerifyReport
                 raise ChainBroken(name, count, "the stream's recorded head does not match")
             streams += 1
             events += count
-    for name, (version, _) in sorted(heads.items()):
-        raise ChainBroken(name, 1, f"the head says {version} events, the ledger has none")
+        for name, (version, _) in sorted(heads.items()):
+            raise ChainBroken(name, 1, f"the head says {version} events, the ledger has none")
+        await _verify_held(session, stream)
     return VerifyReport(streams=streams, events=events)
+
+
+async def _verify_held(session: Session, stream: str | None) -> None:
+    """Every personal value still held is the one its event's chained entry
+    committed to, and the payload read with it is the skeleton's JSON value."""
+    rows = session.stream_rows(QUERIES["held_personal_events"], (stream, stream))
+    async for name, version, raw, payload, entries, ns, salts, values in rows:
+        held = {int(n): (bytes(s), bytes(v)) for n, s, v in zip(ns, salts, values, strict=True)}
+        try:
+            problem = personal_problem(bytes(raw), entries or [], held, payload)
+        except (KeyError, TypeError, ValueError) as exc:
+            problem = f"personal entries unreadable: {exc}"
+        if problem is not None:
+            raise ChainBroken(name, int(version), problem)
 
 
 async def _by_stream(rows: AsyncIterator[Any]) -> AsyncIterator[tuple[str, list[RecordedEvent]]]:

@@ -8,7 +8,9 @@
 SELECT position, provider, event_id, stream, stream_version, type,
        (extract(epoch FROM occurred_at) * 1000000)::int8,
        (extract(epoch FROM recorded_at) * 1000000)::int8,
-       payload::text, metadata::text
+       (CASE WHEN personal IS NULL THEN payload
+             ELSE personal_payload(payload, position) END)::text,
+       metadata::text
 FROM events
 WHERE position > %s
 ORDER BY position

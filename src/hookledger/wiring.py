@@ -32,11 +32,13 @@ from hookledger.background_process import STATUS_ENV, jobs_down
 from hookledger.checkpointer import Checkpointer
 from hookledger.logs import configure
 from hookledger.operations import operation_gauges
+from hookledger.personal_data import personal_policy
 from hookledger.runtime import Runtime
 from hookledger.secrets import SecretStore, live_provider_secrets
 from hookledger.selftest import SelfTest, keep_fresh
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
+from personal.cutter import PersonalCutter
 from projections.projectors import PROJECTIONS
 from projections.status import order_status
 from scheduler.actions.config import ActionSettings
@@ -169,6 +171,7 @@ def build_runtime(
         observe=observe_batch,
         max_queued=settings.max_queued_events,
         max_wait=settings.max_queue_wait.total_seconds(),
+        cutter=PersonalCutter(personal_policy(settings)),
     )
     secrets = SecretStore.from_settings(settings)
     actions = action_settings(settings, secrets)

@@ -12,7 +12,6 @@ will cover beside the skeleton's digest.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from events.chain import commitment
 from personal.policy import Finder
 from personal.spans import cut, find_spans
 
@@ -45,11 +45,6 @@ class Split(msgspec.Struct, frozen=True):
     entries: tuple[Entry, ...]
     salts: tuple[bytes, ...]
     values: tuple[bytes, ...]
-
-
-def commitment(salt: bytes, value: bytes) -> str:
-    """The salted commitment to a value's bytes."""
-    return hmac.new(salt, value, hashlib.sha256).hexdigest()
 
 
 def holds(entry: Entry, salt: bytes, value: bytes) -> bool:

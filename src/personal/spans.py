@@ -127,17 +127,6 @@ def cut(raw: bytes, spans: Sequence[Span]) -> tuple[bytes, list[int], list[bytes
     return b"".join(parts), holes, values
 
 
-def join(skeleton: bytes, holes: Sequence[int], values: Sequence[bytes | None]) -> bytes:
-    """The raw body again; a value that is gone (None) reads as ``null``."""
-    parts: list[bytes] = []
-    done = 0
-    for hole, value in zip(holes, values, strict=True):
-        parts += [skeleton[done:hole], b"null" if value is None else value]
-        done = hole
-    parts.append(skeleton[done:])
-    return b"".join(parts)
-
-
 def _skip_ws(raw: bytes, pos: int) -> int:
     while pos < len(raw) and raw[pos] in _WHITESPACE:
         pos += 1

@@ -4,7 +4,8 @@
 -- name: read_order_streams [unprepared]
 -- Whole order streams, without the events the consumer named (if any) has set
 -- aside: the rest of an order goes on being applied.
-SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
+SELECT stream, position, provider, event_id, type, occurred_at, recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END
 FROM events
 WHERE stream = ANY(%b::text[])
   AND NOT EXISTS (SELECT 1 FROM quarantine AS q
@@ -101,7 +102,8 @@ SELECT pg_export_snapshot()
 
 -- name: read_order_streams_part
 -- One partition of a rebuild: the order streams whose name hashes to it.
-SELECT stream, position, provider, event_id, type, occurred_at, recorded_at, payload
+SELECT stream, position, provider, event_id, type, occurred_at, recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END
 FROM events
 WHERE stream LIKE 'order-%%' AND position <= %s AND abs(hashtext(stream) %% %s) = %s
 ORDER BY stream, stream_version

@@ -4,7 +4,8 @@
 -- Whole order streams, each row with the ledger's head in the same snapshot:
 -- every event up to that head is among the rows.
 SELECT stream, (SELECT max(position) FROM events), position, provider, event_id, type,
-       occurred_at, recorded_at, payload
+       occurred_at, recorded_at,
+       CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END
 FROM events
 WHERE stream = ANY(%b::text[])
 ORDER BY stream, stream_version

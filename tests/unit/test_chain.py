@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from events.chain import (
     GENESIS,
+    canonical_entries,
     event_hash,
     format_time,
     payload_matches,
@@ -409,6 +410,7 @@ def test_rule_2_matches_a_pinned_hash() -> None:
         recorded_at=datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=UTC),
         raw_sha256=hashlib.sha256(b"{}").hexdigest(),
         metadata={"scheme": "hmac", "headers": {"x-sig": "ä"}, "offset": 3},
+        rule=2,
     )
     doc = (
         '{"event_id":"msg_1","metadata":{"headers":{"x-sig":"\\u00e4"},"offset":3,'
@@ -419,6 +421,41 @@ def test_rule_2_matches_a_pinned_hash() -> None:
         '"stream_version":1,"type":"order.created"}'
     )
     assert digest == hashlib.sha256(doc.encode()).hexdigest()
+
+
+def test_rule_3_covers_the_cut_values_entries_beside_rule_2s_keys() -> None:
+    entries = [{"anchor": "recorded", "at": 12, "commitment": "ab" * 32,
+                "keep_seconds": 60, "path": ["customer", "émail", 0]}]  # fmt: skip
+    digest = event_hash(
+        prev_hash=GENESIS,
+        stream="order-42",
+        stream_version=1,
+        provider="post-purchase",
+        event_id="msg_1",
+        type="order.created",
+        occurred_at=None,
+        recorded_at=datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=UTC),
+        raw_sha256=hashlib.sha256(b"{}").hexdigest(),
+        metadata={"scheme": "hmac"},
+        personal=canonical_entries(entries),
+    )
+    documented = {
+        "event_id": "msg_1", "metadata": {"scheme": "hmac"}, "occurred_at": None,
+        "personal": entries, "prev_hash": GENESIS, "provider": "post-purchase",
+        "raw_sha256": hashlib.sha256(b"{}").hexdigest(),
+        "recorded_at": "2024-05-01T12:30:00.123456Z", "rule": 3, "stream": "order-42",
+        "stream_version": 1, "type": "order.created",
+    }  # fmt: skip
+    text = json.dumps(documented, sort_keys=True, separators=(",", ":"))
+    assert digest == hashlib.sha256(text.encode()).hexdigest()
+    changed = [{**entries[0], "commitment": "cd" * 32}]
+    assert digest != event_hash(
+        prev_hash=GENESIS, stream="order-42", stream_version=1, provider="post-purchase",
+        event_id="msg_1", type="order.created", occurred_at=None,
+        recorded_at=datetime(2024, 5, 1, 12, 30, 0, 123456, tzinfo=UTC),
+        raw_sha256=hashlib.sha256(b"{}").hexdigest(), metadata={"scheme": "hmac"},
+        personal=canonical_entries(changed),
+    )  # fmt: skip
 
 
 def test_metadata_with_a_float_is_refused_at_append_time() -> None:

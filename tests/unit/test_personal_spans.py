@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from events.chain import join
 from events.json_paths import parse_path
 from personal.policy import Finder, Retention
-from personal.spans import NotJson, cut, find_spans, join
+from personal.spans import NotJson, cut, find_spans
 
 KEEP = Retention(timedelta(days=7))
 NAMES = ["a", "email", "person", "0", "é", 'q"', "\\b", "\u2028"]
