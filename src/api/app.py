@@ -10,6 +10,7 @@ from litestar.openapi.config import OpenAPIConfig
 from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
 from api.reference import assets_router, render_plugins
+from api.routes.erasures import create_erasure
 from api.routes.health import health, healthz, metrics, selftest
 from api.routes.proofs import (
     checkpoint_key,
@@ -35,6 +36,7 @@ def create_app(services: Services) -> Litestar:
             order_events,
             order_state,
             order_evidence,
+            create_erasure,
             latest_checkpoint,
             checkpoint_key,
             checkpoint_of_size,

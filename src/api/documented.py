@@ -10,6 +10,15 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 
 
+class ErasureAnswer(msgspec.Struct):
+    """An erasure's outcome: each subject (order stream) it reached, with how
+    many values of which classes it erased and the ``subject.erased`` event
+    recorded (null when nothing was left to erase)."""
+
+    subjects: list[dict[str, Any]]
+    erased: bool
+
+
 class ErrorBody(msgspec.Struct):
     """Every refusal and failure: a code with one meaning (see the README's table)
     and a sentence saying what happened; a 503 also sends ``Retry-After``."""

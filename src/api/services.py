@@ -51,5 +51,11 @@ class Services:
     # a C2SP verifier key (None without a key).
     sign_checkpoint: Callable[[], Awaitable[SignedCheckpoint | None]] | None = None
     verifier_key: Callable[[], Awaitable[str | None]] | None = None
+    # Erasure on request (POST /api/v1/erasures): who may ask (operator tokens;
+    # none: refused), and what erases (order id, e-mail, reason, by, via).
+    operator_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
+    erase: Callable[[str | None, str | None, str, str, str], Awaitable[dict[str, Any]]] | None = (
+        None
+    )
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

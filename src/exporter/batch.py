@@ -82,6 +82,28 @@ async def fetch_rows(db: Database, after: int, limit: int) -> list[Row]:
     return await db.fetch_all(QUERIES["export_after"], (after, limit), binary=True)
 
 
+# The ledger's records of an erasure (on request, by retention): the subject's
+# rows exported before must be exported again without what was erased.
+ERASURE_TYPES = frozenset({"subject.erased", "subject.expired"})
+
+
+def erasures(batch: ExportBatch) -> list[tuple[str, int]]:
+    """The (stream, position) of each erasure recorded in ``batch``."""
+    return [
+        (stream, position)
+        for position, provider, type_, stream in zip(
+            batch.position, batch.provider, batch.type, batch.stream, strict=True
+        )
+        if provider == "hookledger" and type_ in ERASURE_TYPES
+    ]
+
+
+async def read_erased(db: Database, stream: str, before: int, policy: Policy) -> ExportBatch | None:
+    """The events of an erased subject before its erasure, in export form now."""
+    rows = await db.fetch_all(QUERIES["export_stream"], (stream, before), binary=True)
+    return await asyncio.to_thread(build_batch, rows, policy) if rows else None
+
+
 async def read_batch(db: Database, after: int, limit: int, policy: Policy) -> ExportBatch | None:
     """Up to ``limit`` events after ``after`` in export form; None when there are none."""
     rows = await fetch_rows(db, after, limit)

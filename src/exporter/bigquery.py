@@ -107,6 +107,20 @@ def merge_statement(table_id: str) -> str:
     )
 
 
+def rewrite_statement(table_id: str) -> str:
+    """The payloads of rows the table holds, replaced by those of ``@rows`` (an
+    erased subject's, exported again): nothing is inserted."""
+    return (
+        f"MERGE `{table_id}` AS t\n"
+        "USING (\n  SELECT\n    "
+        + ",\n    ".join(f"{_from_json(c)} AS {c.name}" for c in COLUMNS
+                         if c.name in ("position", "payload", PARTITION_COLUMN))
+        + "\n  FROM UNNEST(JSON_QUERY_ARRAY(@rows)) AS r\n) AS s\n"
+        f"ON t.position = s.position AND t.{PARTITION_COLUMN} BETWEEN @low AND @high\n"
+        "WHEN MATCHED THEN UPDATE SET payload = s.payload"
+    )  # fmt: skip
+
+
 def _from_json(column: Column) -> str:
     path = f"'$.{column.name}'"
     if column.type == "JSON":
@@ -221,6 +235,15 @@ class BigQueryDestination:
                 self._prepared = False
                 raise
 
+    async def rewrite(self, batch: ExportBatch) -> None:
+        """An erased subject's rows, their payloads replaced (erased values gone)."""
+        if not self._prepared:
+            await self.prepare()
+        for chunk in row_chunks(batch):
+            await self._call(self._rewrite_rows, chunk)
+        log.info("bigquery rows rewritten after an erasure",
+                 extra={"stream": batch.stream[0], "rows": len(batch)})  # fmt: skip
+
     async def commit(self, previous: int, batch: ExportBatch) -> None:
         async with self._db.transaction() as session:
             await lock_checkpoint(session, CHECKPOINT, expected=previous)
@@ -285,13 +308,11 @@ class BigQueryDestination:
         ):
             self._query(statement)
 
+    def _rewrite_rows(self, chunk: Chunk) -> None:
+        self._query(rewrite_statement(self.config.table_id), _parameters(chunk))
+
     def _merge_rows(self, chunk: Chunk) -> None:
-        parameters = [
-            bigquery.ScalarQueryParameter("rows", "STRING", chunk.rows),
-            bigquery.ScalarQueryParameter("low", "TIMESTAMP", chunk.low),
-            bigquery.ScalarQueryParameter("high", "TIMESTAMP", chunk.high),
-        ]
-        job = self._query(self._merge, parameters)
+        job = self._query(self._merge, _parameters(chunk))
         log.debug("bigquery merge",
                   extra={"rows": chunk.count, "inserted": job.num_dml_affected_rows})  # fmt: skip
 
@@ -307,6 +328,14 @@ class BigQueryDestination:
         )
         job.result(retry=self._retry(), timeout=self.config.timeout)
         return job
+
+
+def _parameters(chunk: Chunk) -> list[bigquery.ScalarQueryParameter]:
+    return [
+        bigquery.ScalarQueryParameter("rows", "STRING", chunk.rows),
+        bigquery.ScalarQueryParameter("low", "TIMESTAMP", chunk.low),
+        bigquery.ScalarQueryParameter("high", "TIMESTAMP", chunk.high),
+    ]
 
 
 def _field(column: Column) -> bigquery.SchemaField:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -17,7 +17,7 @@ from events.connector import Database, Row
 from events.leases import Lease
 from events.progress import Progress
 from events.retry import Backoff
-from exporter.batch import ExportBatch, build_batch, fetch_rows
+from exporter.batch import ExportBatch, build_batch, erasures, fetch_rows, read_erased
 from exporter.errors import DestinationUnavailable
 from exporter.policy import Policy
 
@@ -39,6 +39,15 @@ class Destination(Protocol):
 
     async def commit(self, previous: int, batch: ExportBatch) -> None:
         """Advance the position from ``previous`` past the written batch."""
+        ...
+
+
+@runtime_checkable
+class Rewriting(Destination, Protocol):
+    """A destination that can replace rows it holds (an erased subject's)."""
+
+    async def rewrite(self, batch: ExportBatch) -> None:
+        """Replace the payloads of the rows it holds at the batch's positions."""
         ...
 
 
@@ -79,6 +88,12 @@ async def export(
 
     async def write(batch: ExportBatch) -> None:
         await _write(destination, batch, patience, max_backoff)
+        # Before the commit: a crash in between rewrites them again.
+        if isinstance(destination, Rewriting):
+            for stream, position in erasures(batch):
+                erased = await read_erased(db, stream, position, policy)
+                if erased is not None:
+                    await destination.rewrite(erased)
 
     run = _Pipeline(db, destination, size, position, write, progress)
     try:

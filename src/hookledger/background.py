@@ -19,6 +19,7 @@ from hookledger.exports import bigquery_config, run_bigquery_exporter
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
 from hookledger.supervisor import JobFactory, Supervisor
+from personal import retention
 from projections.projectors import PROJECTIONS, ProjectionConsumer
 from projections.stream_cache import StreamCache
 from scheduler.actions.config import ActionSettings
@@ -109,6 +110,9 @@ class Background:
         if self.task_sync is not None:
             jobs["task_sync"] = self.task_sync.run
         jobs["actions"] = self.actions.run
+        jobs["retention"] = partial(
+            retention.run, self._db, self._settings.retention_interval.total_seconds()
+        )
         # A job runs until cancelled: the exporter is one only where it has work.
         if self._bigquery is not None:
             jobs["exporter.bigquery"] = partial(

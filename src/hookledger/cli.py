@@ -220,6 +220,29 @@ def _parser() -> argparse.ArgumentParser:
     personal.add_argument("--json", action="store_true", help="JSON instead of lines")
     personal.set_defaults(run=_personal_data)
 
+    erase = commands.add_parser(
+        "erase", help="erase one person's personal data (by order or e-mail address); "
+        "the ledger records that it was done, never what"
+    )  # fmt: skip
+    whose = erase.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--order", metavar="ID", help="the order whose customer to erase")
+    whose.add_argument("--email", metavar="ADDRESS",
+                       help="every order of this e-mail address (found by keyed hash)")  # fmt: skip
+    erase.add_argument("--reason", default="erasure requested",
+                       help="why (recorded in the ledger; no personal data here)")  # fmt: skip
+    erase.add_argument("--by", default=None, help="who asks (default: this machine's user)")
+    erase.add_argument("--json", action="store_true", help="JSON instead of lines")
+    erase.set_defaults(run=_erase)
+
+    retention = commands.add_parser(
+        "retention", help="erase the personal values whose retention ran out (the background "
+        "sweep does it every minute); --dry-run shows what would go next"
+    )  # fmt: skip
+    retention.add_argument("--dry-run", action="store_true", help="show, change nothing")
+    retention.add_argument("--limit", type=int, default=50, help="subjects shown (--dry-run)")
+    retention.add_argument("--json", action="store_true", help="JSON instead of a table")
+    retention.set_defaults(run=_retention)
+
     export = commands.add_parser("export", help="export the ledger for analysts")
     export.add_argument("--to", choices=("parquet", "bigquery"), required=True)
     export.add_argument("directory", nargs="?", type=Path, help="with --to parquet: where to write")
@@ -526,16 +549,26 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([event_view(e) for e in events], indent=2))
             return 0
-        rows = [("VER", "POSITION", "RECORDED_AT", "PROVIDER", "TYPE", "EVENT_ID", "HASH")]
+        rows = [("VER", "POSITION", "RECORDED_AT", "PROVIDER", "TYPE", "EVENT_ID", "HASH",
+                 "PERSONAL")]  # fmt: skip
         for view in map(event_view, events):
             rows.append((
                 str(view["version"]), str(view["position"]), view["recorded_at"],
                 view["provider"], view["type"], view["event_id"], view["hash"][:16],
+                _personal_state(view.get("personal") or []),
             ))  # fmt: skip
         _print_table(rows)
         return 0
 
     return _on_database(settings, run)
+
+
+def _personal_state(entries: list[dict[str, Any]]) -> str:
+    """How many of an event's personal values are held and erased."""
+    if not entries:
+        return "-"
+    erased = sum(1 for e in entries if e["state"] == "erased")
+    return f"{len(entries) - erased} held, {erased} erased" if erased else f"{len(entries)} held"
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
@@ -779,6 +812,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
     from events.appender import Appender
     from hookledger.logs import configure
+    from hookledger.personal_data import personal_cutter
     from hookledger.wiring import action_settings
     from scheduler.actions.queue import action_state, requeue
     from scheduler.actions.worker import ActionWorker
@@ -801,7 +835,8 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         if not args.now:
             print(f"{args.key}: queued again; a running worker performs it")
             return 0
-        worker = ActionWorker(db, Appender(db, group_commit=False), action_settings(settings))
+        appender = Appender(db, group_commit=False, cutter=personal_cutter(settings))
+        worker = ActionWorker(db, appender, action_settings(settings))
         try:
             if not await worker.run_once(key=args.key):
                 print(f"{args.key}: queued again; a worker took it first")
@@ -886,7 +921,7 @@ def _personal_data(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     source = settings.personal_data_policy or "the built-in default"
     print(f"personal-data policy: {source}")
-    print("(checked and shown here; the ledger does not apply it yet: issue 14)")
+    print("(applied to every event as it is recorded: hookledger erase, hookledger retention)")
     rows = [("PROVIDER", "TYPES", "KEEP", "FROM", "PERSONAL PATHS")]
     rows += [(r["provider"], ",".join(r["types"]), r["keep"], r["from"], ", ".join(r["personal"]))
              for r in described["rules"]]  # fmt: skip
@@ -898,6 +933,69 @@ def _personal_data(settings: Settings, args: argparse.Namespace) -> int:
         found_rows.append((f"{sample['provider']} {sample['type']}", found or "none"))
     _print_table(found_rows)
     return 0
+
+
+def _erase(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from api.rejections import NotFound
+    from hookledger.erasures import erase_request
+
+    async def run(db: Database) -> int:
+        by = args.by or f"{getpass.getuser()} (cli)"
+        try:
+            done = await erase_request(db, args.order, args.email, args.reason, by, "cli")
+        except NotFound as exc:
+            print(exc.detail, file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(done, indent=2, default=str))
+            return 0
+        if not done["subjects"]:
+            print("nothing to erase: no order holds that address (never seen, or erased already)")
+        for item in done["subjects"]:
+            if item["event_id"] is None:
+                print(f"{item['subject']}: nothing left to erase (erased before)")
+            else:
+                print(f"{item['subject']}: erased {_counted(item['values'], 'value')} of "
+                      f"{_counted(item['events'], 'event')} ({', '.join(item['classes'])}); "
+                      f"recorded as {item['event_id']}")  # fmt: skip
+            if item["cancelled_emails"]:
+                print(f"  {_counted(item['cancelled_emails'], 'e-mail')} not sent: cancelled")
+        return 0
+
+    return _on_database(settings, run)
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    from personal.retention import arm, peek, retention_state, sweep
+
+    async def run(db: Database) -> int:
+        if not args.dry_run:
+            done = await sweep(db)
+            print(f"erased {_counted(done.values, 'value')} of "
+                  f"{_counted(done.subjects, 'subject')} whose retention ran out")  # fmt: skip
+            return 0
+        # Arming is bookkeeping, not erasure: a dry run may show what it arms.
+        await arm(db)
+        due = await peek(db, args.limit)
+        _, due_now, waiting, lag = await retention_state(db)
+        if args.json:
+            print(json.dumps({
+                "due_now": due_now, "waiting_for_countdown": waiting, "lag_seconds": lag,
+                "next": [{"subject": d.subject, "values": d.values, "classes": d.classes,
+                          "due_since": d.due_since.isoformat()} for d in due],
+            }, indent=2))  # fmt: skip
+            return 0
+        print(f"{_counted(due_now, 'value')} due now; {_counted(waiting, 'value')} wait for "
+              f"their order's countdown to close")  # fmt: skip
+        rows = [("SUBJECT", "VALUES", "CLASSES", "DUE SINCE")]
+        rows += [(d.subject, str(d.values), ", ".join(d.classes), d.due_since.isoformat())
+                 for d in due]  # fmt: skip
+        _print_table(rows)
+        return 0
+
+    return _on_database(settings, run)
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from api.metrics import OUTBOUND, Gauge
 from events.connector import Database
 from events.queries import load
+from personal.retention import erasure_totals, retention_state
 from scheduler.actions.queue import open_circuits
 
 QUERIES = load(Path(__file__).with_name("operations.sql"))
@@ -43,6 +44,7 @@ async def operation_gauges(db: Database) -> list[Gauge]:
             Gauge("hookledger_verify_last_run_timestamp_seconds", "When the last "
                   "`hookledger verify` of the whole ledger finished", {}, float(verified[1])),
         ]  # fmt: skip
+    gauges += await personal_gauges(db)
     checkpoint = await db.fetch_one(QUERIES["checkpoint_gauges"])
     if checkpoint is not None:  # absent until the first checkpoint: nothing is late yet
         age, unsigned = float(checkpoint[0]), int(checkpoint[1])
@@ -52,6 +54,30 @@ async def operation_gauges(db: Database) -> list[Gauge]:
             Gauge("hookledger_checkpoint_age_seconds", age_help, {}, age),
             Gauge("hookledger_checkpoint_unsigned_leaves", unsigned_help, {}, unsigned),
         ]
+    return gauges
+
+
+async def personal_gauges(db: Database) -> list[Gauge]:
+    """Personal values held and due, the sweep's lag, and the erasures so far
+    (counters kept in the database: erasures run in any process)."""
+    held, due, waiting, lag = await retention_state(db)
+    gauges = [
+        Gauge("hookledger_personal_values", "Personal values held apart from the ledger "
+              "(the planner's estimate)", {"state": "held"}, held),
+        Gauge("hookledger_personal_values", "Personal values held apart from the ledger "
+              "(the planner's estimate)", {"state": "due"}, due),
+        Gauge("hookledger_personal_values", "Personal values held apart from the ledger "
+              "(the planner's estimate)", {"state": "waiting_for_countdown"}, waiting),
+        Gauge("hookledger_retention_lag_seconds", "How long the oldest personal value due "
+              "for erasure has waited for the retention sweep", {}, lag),
+    ]  # fmt: skip
+    for cause, subjects, values in await erasure_totals(db):
+        gauges += [
+            Gauge("hookledger_personal_erased_subjects", "Subjects whose personal values "
+                  "were erased so far, by cause (request, retention)", {"cause": cause}, subjects),
+            Gauge("hookledger_personal_erased_values", "Personal values erased so far, by "
+                  "cause (request, retention)", {"cause": cause}, values),
+        ]  # fmt: skip
     return gauges
 
 

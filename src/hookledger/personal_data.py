@@ -8,6 +8,7 @@ from typing import Any
 
 from hookledger.samples import SAMPLES
 from hookledger.settings import Settings, SettingsError
+from personal.cutter import PersonalCutter
 from personal.policy import PersonalPolicy, PersonalPolicyError, load_policy
 
 
@@ -18,6 +19,11 @@ def personal_policy(settings: Settings) -> PersonalPolicy:
         return load_policy(path)
     except PersonalPolicyError as exc:
         raise SettingsError(f"HOOKLEDGER_PERSONAL_DATA_POLICY: {exc}") from None
+
+
+def personal_cutter(settings: Settings) -> PersonalCutter:
+    """What cuts the personal values out of each event appended."""
+    return PersonalCutter(personal_policy(settings))
 
 
 def describe(policy: PersonalPolicy) -> dict[str, Any]:

@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True):
     providers_file: str = ""
     api_token: str = ""
     metrics_token: str = ""  # /metrics needs it as a bearer token when set (secret)
+    # Bearer token(s) that may erase personal data (POST /api/v1/erasures;
+    # secret). Empty: the API erases nothing (the CLI still can).
+    operator_tokens: str = ""
     safe_mode: bool = True
     log_level: str = "INFO"  # one of LOG_LEVELS
     group_commit: bool = True
@@ -93,6 +96,8 @@ class Settings(msgspec.Struct, frozen=True):
     # Which values are personal and how long each stays readable (TOML; the
     # built-in default when empty): personal/default_policy.toml.
     personal_data_policy: str = ""
+    # How often the retention sweep looks for personal values whose time is up.
+    retention_interval: timedelta = timedelta(seconds=60)
     export_hash_key: str = ""
     export_interval: float = 10.0
     # Timers: `postgres` (a worker claims due rows) or `cloudtasks` (one Cloud

@@ -30,15 +30,15 @@ from hookledger import __version__, http_protocol
 from hookledger.background import Background, task_queue
 from hookledger.background_process import STATUS_ENV, jobs_down
 from hookledger.checkpointer import Checkpointer
+from hookledger.erasures import erase_request
 from hookledger.logs import configure
 from hookledger.operations import operation_gauges
-from hookledger.personal_data import personal_policy
+from hookledger.personal_data import personal_cutter
 from hookledger.runtime import Runtime
 from hookledger.secrets import SecretStore, live_provider_secrets
 from hookledger.selftest import SelfTest, keep_fresh
 from hookledger.settings import Settings, SettingsError, from_env
 from hookledger.sources import load_sources
-from personal.cutter import PersonalCutter
 from projections.projectors import PROJECTIONS
 from projections.status import order_status
 from scheduler.actions.config import ActionSettings
@@ -82,6 +82,8 @@ def build_services(
         order_status=partial(order_status, db),
         signature_limiter=SignatureLimiter(settings.signature_failures_per_minute),
         metrics_tokens=secrets.live(settings.metrics_token, "HOOKLEDGER_METRICS_TOKEN"),
+        operator_tokens=secrets.live(settings.operator_tokens, "HOOKLEDGER_OPERATOR_TOKENS"),
+        erase=partial(erase_request, db),
         operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,
         sign_checkpoint=runtime.checkpointer.checkpoint,
@@ -171,7 +173,7 @@ def build_runtime(
         observe=observe_batch,
         max_queued=settings.max_queued_events,
         max_wait=settings.max_queue_wait.total_seconds(),
-        cutter=PersonalCutter(personal_policy(settings)),
+        cutter=personal_cutter(settings),
     )
     secrets = SecretStore.from_settings(settings)
     actions = action_settings(settings, secrets)

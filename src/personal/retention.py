@@ -134,3 +134,17 @@ async def run(db: Database, interval: float) -> None:
                 log.info("personal data erased under retention",
                          extra={"subjects": done.subjects, "values": done.values})  # fmt: skip
         await asyncio.sleep(interval)
+
+
+async def retention_state(db: Database) -> tuple[int, int, int, float]:
+    """Values held (estimate), due now, waiting for a countdown, and the lag."""
+    row = await db.fetch_one(QUERIES["retention_state"])
+    if row is None:
+        return 0, 0, 0, 0.0
+    return int(row[0]), int(row[1]), int(row[2]), float(row[3])
+
+
+async def erasure_totals(db: Database) -> list[tuple[str, int, int]]:
+    """Subjects and values erased so far, by cause (request, retention)."""
+    rows = await db.fetch_all(QUERIES["erasure_totals"])
+    return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]

@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from events.chain import join
 from events.json_paths import parse_path
 from personal.commitments import Entry, canonical, holds, split
 from personal.policy import Finder, Retention
-from personal.spans import join
 
 FINDER = Finder([(parse_path("**.email"), Retention(timedelta(days=90), "countdown_closed")),
                  (parse_path("**.person"), Retention(timedelta(days=7)))])  # fmt: skip
