@@ -283,12 +283,18 @@ SELECT position, hash FROM events WHERE position > %s ORDER BY position LIMIT %s
 SET LOCAL synchronous_commit = off
 
 -- name: read_all_by_position
+-- Every event as the standard reads give it, with the personal values still
+-- held (in entry order; an erased one is missing): the bytes its provider
+-- signed, joined back, for verify --signatures.
 SELECT position, provider, event_id, stream, stream_version, type, occurred_at,
        recorded_at,
        CASE WHEN personal IS NULL THEN payload ELSE personal_payload(payload, position) END,
        raw, metadata, prev_hash, hash, hash_rule, personal,
        CASE WHEN personal IS NULL THEN NULL
             ELSE ARRAY(SELECT n FROM personal_values AS p
+                       WHERE p.position = events.position ORDER BY n) END,
+       CASE WHEN personal IS NULL THEN NULL
+            ELSE ARRAY(SELECT value FROM personal_values AS p
                        WHERE p.position = events.position ORDER BY n) END
 FROM events
 ORDER BY position

@@ -187,6 +187,8 @@ async def verify_signatures(db: Database, settings: Settings) -> int:
         print(f"BROKEN: stream {failure.stream} at version {failure.version} (position "
               f"{failure.position}, {failure.provider}): signature: {failure.reason}")  # fmt: skip
     line = f"signatures: {report.verified} verify, {len(report.failed)} fail"
+    if report.erased:
+        line += f", {report.erased} not checkable (a personal value erased)"
     if report.unverifiable:
         count = sum(report.unverifiable.values())
         line += f", {count} unverifiable (no secret for: {', '.join(sorted(report.unverifiable))})"

@@ -8,6 +8,8 @@ recorded (so a scheme's freshness window does not fail old deliveries). A
 provider with no secret configured now (or no longer known) makes its
 deliveries unverifiable, not failed. An element of a batch (SendGrid) holds
 only if its bytes are where its metadata says in a delivery that verifies.
+A delivery whose personal values were cut out is checked with them joined
+back; one with a value erased cannot be, and is counted as erased, not failed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import msgspec
 
 from api.providers.base import Adapter
+from events.chain import join
 from events.connector import Database
 from events.errors import HookledgerError
 from events.model import RecordedEvent
@@ -35,6 +38,7 @@ class Failure(msgspec.Struct, frozen=True):
 
 class SignatureReport(msgspec.Struct):
     verified: int = 0
+    erased: int = 0  # deliveries with a personal value erased: not checkable
     failed: list[Failure] = msgspec.field(default_factory=list)
     unverifiable: dict[str, int] = msgspec.field(default_factory=dict)
 
@@ -46,24 +50,44 @@ async def audit_signatures(db: Database, providers: Mapping[str, Adapter]) -> Si
     # unverifiable) and how many elements are still to come. Elements follow
     # their delivery in the same append; a delivery is dropped after its last.
     deliveries: dict[str, tuple[bytes, bool | None, int]] = {}
+    gone: set[str] = set()  # deliveries with a personal value erased
     async with db.snapshot() as session:
         async for row in session.stream_rows(QUERIES["read_all_by_position"]):
-            event = to_event(row)
+            event, erased = _as_signed(to_event(row[:-1]), row[-1])
             metadata = event.metadata if isinstance(event.metadata, dict) else {}
             if "scheme" not in metadata:
                 continue  # hookledger's own decisions and actions are not signed
             if "delivery" in metadata:
-                _element(report, event, metadata, deliveries)
+                _element(report, event, metadata, deliveries, erased, gone)
                 continue
-            verdict = _check(report, event, metadata, providers.get(event.provider))
+            verdict: bool | None
+            if erased:
+                report.erased += 1
+                verdict = None
+            else:
+                verdict = _check(report, event, metadata, providers.get(event.provider))
             if event.type == f"{event.provider}.delivery":
                 count = metadata.get("events")
+                if erased:
+                    gone.add(event.event_id)
                 deliveries[event.event_id] = (
                     event.raw,
                     verdict,
                     count if isinstance(count, int) else -1,
                 )
     return report
+
+
+def _as_signed(event: RecordedEvent, values: list[bytes] | None) -> tuple[RecordedEvent, bool]:
+    """The event with the raw bytes its provider signed (its personal values
+    joined back into the skeleton), and whether one of them was erased."""
+    if not event.personal:
+        return event, False
+    cuts = [int(entry["at"]) for entry in event.personal]
+    if len(values or []) != len(cuts):
+        return event, True
+    whole = join(event.raw, cuts, [bytes(v) for v in values or []])
+    return msgspec.structs.replace(event, raw=whole), False
 
 
 def _check(
@@ -93,6 +117,8 @@ def _element(
     event: RecordedEvent,
     metadata: dict[str, Any],
     deliveries: dict[str, tuple[bytes, bool | None, int]],
+    erased: bool,
+    gone: set[str],
 ) -> None:
     key = str(metadata.get("delivery"))
     found = deliveries.get(key)
@@ -105,7 +131,9 @@ def _element(
         del deliveries[key]
     else:
         deliveries[key] = (raw, verdict, remaining - 1)
-    if raw[offset : offset + len(event.raw)] != event.raw or not event.raw:
+    if erased or key in gone:
+        report.erased += 1  # its own or its delivery's personal values were erased
+    elif raw[offset : offset + len(event.raw)] != event.raw or not event.raw:
         _fail(report, event, "its bytes are not in its delivery where its metadata says")
     elif verdict is None:
         report.unverifiable[event.provider] = report.unverifiable.get(event.provider, 0) + 1

@@ -201,7 +201,7 @@ def test_cli_history_prints_a_table_and_json(server: ServerProcess, database_url
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == [
-        "VER", "POSITION", "RECORDED_AT", "PROVIDER", "TYPE", "EVENT_ID", "HASH",
+        "VER", "POSITION", "RECORDED_AT", "PROVIDER", "TYPE", "EVENT_ID", "HASH", "PERSONAL",
     ]  # fmt: skip
     assert len(lines) == 1 + len(api_events)
     for line, event in zip(lines[1:], api_events, strict=True):

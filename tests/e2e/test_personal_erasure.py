@@ -23,7 +23,7 @@ from tests.e2e_helpers import (
 )
 from tests.support import ServerProcess
 
-TOKEN = "operator-token-for-tests"  # noqa: S105 (a test's own token)
+TOKEN = "operator-token-for-tests"
 
 
 def person(name: str) -> dict[str, str]:
@@ -54,8 +54,8 @@ def forms(value: str) -> list[bytes]:
 
 @pytest.fixture
 def server(database_url: str) -> Iterator[ServerProcess]:
-    process = ServerProcess(database_url, env={"HOOKLEDGER_OPERATOR_TOKENS": TOKEN,
-                                               "HOOKLEDGER_BACKGROUND": "true"}).start()  # fmt: skip
+    settings = {"HOOKLEDGER_OPERATOR_TOKENS": TOKEN, "HOOKLEDGER_BACKGROUND": "true"}
+    process = ServerProcess(database_url, env=settings).start()
     try:
         yield process
     finally:

@@ -37,6 +37,7 @@ EXPECTED_OPERATIONS = {
     "GET /api/v1/checkpoints/{size}",
     "GET /api/v1/proofs/consistency",
     "GET /api/v1/events/{position}/proof",
+    "POST /api/v1/erasures",
 }
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
