@@ -83,6 +83,20 @@ def test_every_providers_deliveries_verify_and_a_forged_one_fails(
     assert "signatures: 9 verify, 1 fail" in output
 
 
+def test_deliveries_with_an_erased_personal_value_are_not_checkable_not_failed(
+    server: ServerProcess, database_url: str
+) -> None:
+    # Every provider's delivery carries personal values (cut out, held apart):
+    # while they are held, joined back, they verify; once erased, they cannot.
+    record_every_provider(server)
+    assert run_cli(database_url, "erase", "--order", "s1").returncode == 0
+    code, output = verify_signatures(database_url)
+    assert code == 0, output
+    erased = int(output.split(" not checkable")[0].rsplit(", ", 1)[-1])
+    verified = int(output.split("signatures: ")[1].split(" verify")[0])
+    assert erased >= 2 and verified + erased == 9 and " 0 fail" in output, output
+
+
 def test_a_provider_without_a_secret_now_is_unverifiable_not_failed(
     server: ServerProcess, database_url: str
 ) -> None:
