@@ -21,13 +21,13 @@ from personal.policy import load_policy
 KEY = b"k" * 32
 CUTTER = PersonalCutter(load_policy(), KEY)
 KEYS = st.sampled_from(["email", "person", "customerEmail", "name", "id", "a\x00b", "ипя", "x"])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20),
-                    st.text(max_size=20), st.floats(allow_nan=False, allow_infinity=False))  # fmt: skip
+FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.text(max_size=20), FLOATS
+)
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=4)
-    ),  # fmt: skip
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=4)),
     max_leaves=20,
 )
 BODIES = st.dictionaries(KEYS, VALUES, min_size=1, max_size=5)
