@@ -2,8 +2,10 @@
 
 Fills a scratch database (``hl_bench_*``) with orders as the service records
 them (order, countdown start, Veriff session events and decisions, the
-countdown's end, action outcomes), then times ``replay`` of all projections
-together and prints events/s against the target. See benchmarks/README.md.
+countdown's end, action outcomes), their personal values cut out by the
+default personal-data policy and held apart (``--no-personal``: kept whole, as
+before issue 14), then times ``replay`` of all projections together and prints
+events/s against the target. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from events.appender import write
 from events.connector import Database
 from events.model import NewEvent
 from hookledger.migrations import migrate
+from personal.cutter import PersonalCutter
+from personal.policy import load_policy
 from projections.projectors import PROJECTIONS
 from projections.replay import replay
 
@@ -56,7 +60,9 @@ def order_events(n: int, rng: random.Random) -> list[NewEvent]:
               {"id": session, "action": "submitted", "vendorData": order}),
         event("veriff", f"decision:{session}:9001:{outcome}:", f"verification.{outcome}",
               {"status": "success", "verification": {"id": session, "status": outcome,
-               "code": 9001, "vendorData": order, "decisionTime": at.isoformat()}}),
+               "code": 9001, "vendorData": order, "decisionTime": at.isoformat(),
+               "person": {"firstName": "Bench", "lastName": f"Person {n}",
+                          "dateOfBirth": "1990-01-01"}}}),
     ]  # fmt: skip
     if outcome == "approved":
         events.append(event("hookledger", f"countdown.closed:{order}", "countdown.satisfied",
@@ -70,8 +76,10 @@ def order_events(n: int, rng: random.Random) -> list[NewEvent]:
     return events
 
 
-async def fill(url: str, events_wanted: int) -> int:
-    """Append orders until the ledger holds at least ``events_wanted`` events."""
+async def fill(url: str, events_wanted: int, personal: bool = True) -> int:
+    """Append orders until the ledger holds at least ``events_wanted`` events
+    (``personal``: their personal values cut out, as the service does)."""
+    cutter = PersonalCutter(load_policy()) if personal else None
     rng = random.Random(1)
     db = Database(url, max_size=2)
     await db.open()
@@ -85,7 +93,7 @@ async def fill(url: str, events_wanted: int) -> int:
             while len(batch) < WRITE_BATCH:
                 batch.extend(order_events(n, rng))
                 n += 1
-            await write(db, batch)
+            await write(db, batch, cutter)
             written += len(batch)
             elapsed = time.perf_counter() - started
             print(f"\rfilling: {written:,} events ({written / elapsed:,.0f}/s)",
@@ -120,9 +128,11 @@ def main() -> None:
         "--database-url", default=DEFAULT_SERVER, help="a server to make scratch databases on"
     )
     parser.add_argument("--parts", type=int, help="partitions folded in parallel (default: CPUs)")
+    whole = "keep personal values whole in the ledger (as before issue 14)"
+    parser.add_argument("--no-personal", action="store_true", help=whole)
     args = parser.parse_args()
     with scratch_database(args.database_url) as url:
-        asyncio.run(fill(url, args.events))
+        asyncio.run(fill(url, args.events, personal=not args.no_personal))
         asyncio.run(measure(url, args.parts))
 
 
