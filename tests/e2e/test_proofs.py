@@ -203,3 +203,41 @@ def test_bad_proof_requests_get_a_clear_error(
     answer = httpx.get(f"{signing_server.url}{path}", timeout=10)
     assert answer.status_code == status, answer.text
     assert answer.json()["detail"]
+
+
+def test_evidence_proves_held_personal_values_and_still_holds_once_they_are_erased(
+    signing_server: ServerProcess, database_url: str, tmp_path: Path
+) -> None:
+    send_post_purchase(signing_server.url, order_body("pe", customerEmail="pe@example.com"))
+    decision = decision_body("pe", "approved")
+    decision["verification"]["person"] = {"firstName": "Ragna", "dateOfBirth": "1971-02-03"}
+    send_veriff(signing_server.url, decision)
+    key = get(signing_server, "/api/v1/checkpoints/key")["verifier_key"]
+    check = readme_checker(tmp_path)
+    path = tmp_path / "personal.json"
+
+    document = get(signing_server, "/api/v1/orders/pe/evidence")
+    held = [c for e in document["events"] for c in e.get("personal", [])]
+    assert held and all(c["state"] == "held" and "salt_base64" in c for c in held)
+    assert check(document, key).returncode == 0
+    forged = copy.deepcopy(document)
+    entry = next(c for e in forged["events"] for c in e.get("personal", []))
+    entry["value_base64"] = base64.b64encode(b'"eve@example.com"').decode()
+    assert check(forged, key).returncode != 0
+    path.write_text(json.dumps(forged))
+    assert run_cli(database_url, "verify-evidence", str(path), "--key", key).returncode == 1
+
+    assert run_cli(database_url, "erase", "--order", "pe").returncode == 0
+
+    def covered() -> dict[str, Any] | None:
+        answer = httpx.get(f"{signing_server.url}/api/v1/orders/pe/evidence", timeout=10)
+        found = answer.json() if answer.status_code == 200 else None
+        return found if found and found["events"][-1]["type"] == "subject.erased" else None
+
+    after = wait_for(covered, timeout=20)
+    assert after is not None
+    states = {c["state"] for e in after["events"] for c in e.get("personal", [])}
+    assert states == {"erased"} and "Ragna" not in json.dumps(after)
+    assert check(after, key).returncode == 0
+    path.write_text(json.dumps(after))
+    assert run_cli(database_url, "verify-evidence", str(path), "--key", key).returncode == 0
