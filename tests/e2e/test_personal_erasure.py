@@ -107,6 +107,12 @@ def test_an_erasure_through_the_api_leaves_nothing_of_the_customer_in_a_dump(
                        headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
     assert again.status_code == 200 and again.json()["erased"] is False
 
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'hookledger_personal_erased_subjects{cause="request"} 1.0' in metrics
+    erased = done["subjects"][0]["values"]
+    assert f'hookledger_personal_erased_values{{cause="request"}} {erased:.1f}' in metrics
+    assert "hookledger_retention_lag_seconds 0.0" in metrics
+
 
 def test_the_cli_erases_by_order_and_says_what_it_did(
     server: ServerProcess, database_url: str
