@@ -52,7 +52,7 @@ class SendGrid:
         )
         missing = None
         if to is None:
-            missing = "no email address for the customer"
+            missing = "no email address for the customer (none given, or erased)"
         elif not settings.sendgrid_api_key:
             missing = "no SendGrid API key configured (HOOKLEDGER_SENDGRID_API_KEY)"
         return Prepared(request, sent_key=action.key, missing=missing)
