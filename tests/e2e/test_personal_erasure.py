@@ -7,12 +7,14 @@ order still reads, its personal fields erased."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.countdown_helpers import HEADSTART, WINDOW_ENV, countdown_state, now_order, types_of
 from tests.e2e_helpers import (
     decision_body,
     order_body,
@@ -131,3 +133,42 @@ def test_the_cli_erases_by_order_and_says_what_it_did(
     assert "erased" in history.stdout
     dry = run_cli(database_url, "retention", "--dry-run")
     assert dry.returncode == 0 and "due now" in dry.stdout
+
+
+def test_an_erased_customers_order_still_expires_refunds_and_replays(
+    database_url: str,
+) -> None:
+    settings = {**WINDOW_ENV, "HOOKLEDGER_COUNTDOWN_WINDOW": "4s",
+                "HOOKLEDGER_COUNTDOWN_REMINDERS": "2s"}  # fmt: skip
+    server = ServerProcess(database_url, env=settings).start()
+    try:
+        order = "ord-expire-erased"
+        body = now_order(order, HEADSTART, customerEmail="gone@example.com")
+        assert send_post_purchase(server.url, body).status_code == 200
+        wait_for(lambda: "countdown.started" in types_of(database_url, order), 15)
+        assert run_cli(database_url, "erase", "--order", order).returncode == 0
+        assert wait_for(lambda: countdown_state(database_url, order) == "expired", 20)
+        history = wait_for(
+            lambda: (t := types_of(database_url, order)).count("action.dry_run") >= 3 and t, 20
+        )
+        assert history and "subject.erased" in history
+        state = httpx.get(f"{server.url}/api/v1/orders/{order}", timeout=5).json()
+        assert state["order"]["customer"] is None and state["order"]["status"] == "cancelled"
+        assert {a["action"] for a in state["actions"]} >= {"refund", "email.expired"}
+        before = run_cli(database_url, "status", order, "--json").stdout
+        assert run_cli(database_url, "replay", "--all").returncode == 0
+        after = run_cli(database_url, "status", order, "--json").stdout
+        strip = ("updated_at", "seconds_left")
+        assert _without(before, strip) == _without(after, strip)
+        assert "gone@example.com" not in dump(database_url).decode(errors="replace")
+    finally:
+        server.stop()
+
+
+def _without(text: str, keys: tuple[str, ...]) -> dict[str, object]:
+    state = json.loads(text)
+    for section in state.values():
+        if isinstance(section, dict):
+            for key in keys:
+                section.pop(key, None)
+    return dict(state)
