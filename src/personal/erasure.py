@@ -77,7 +77,9 @@ async def erase(
 ) -> list[Erased]:
     """Erase each subject's personal values (and ``addresses`` wherever they
     appear), in one transaction; one ``subject.erased`` event per subject that
-    had something left."""
+    had something left. Then, in a second one, the copies of the address that
+    the projections and the actions hold (every time: a retry after a crash in
+    between completes it)."""
     key = await lookup_key(db) if addresses else b""
     extra = [lookup_hash(key, a) for a in addresses]
     async with db.transaction() as session:
@@ -95,16 +97,27 @@ async def erase(
             await session.execute(
                 QUERIES["delete_values"], ([r[0] for r in rows], [r[1] for r in rows])
             )
-        orders = [s.removeprefix(ORDER_STREAM_PREFIX) for s in subjects
-                  if s.startswith(ORDER_STREAM_PREFIX)]  # fmt: skip
-        cancelled: dict[str, int] = {}
-        if orders and rows:
-            await session.execute(QUERIES["forget_customers"], (orders,))
-            for (order,) in await session.fetch_all(QUERIES["cancel_emails"], (orders,)):
-                subject = ORDER_STREAM_PREFIX + order
-                cancelled[subject] = cancelled.get(subject, 0) + 1
-            await session.execute(QUERIES["forget_action_addresses"], (orders,))
+    # Not under the append lock: an action being sent holds its row while its
+    # outcome waits for that lock, so waiting here for the row would never end.
+    cancelled = await forget_addresses(db, subjects)
     return [msgspec.structs.replace(e, cancelled_emails=cancelled.get(e.subject, 0)) for e in done]
+
+
+async def forget_addresses(db: Database, subjects: Sequence[str]) -> dict[str, int]:
+    """The orders projection's and the actions' copies of these order subjects'
+    addresses gone, their e-mails not yet sent cancelled (how many, by subject)."""
+    orders = [s.removeprefix(ORDER_STREAM_PREFIX) for s in subjects
+              if s.startswith(ORDER_STREAM_PREFIX)]  # fmt: skip
+    cancelled: dict[str, int] = {}
+    if not orders:
+        return cancelled
+    async with db.transaction() as session:
+        await session.execute(QUERIES["forget_customers"], (orders,))
+        for (order,) in await session.fetch_all(QUERIES["cancel_emails"], (orders,)):
+            subject = ORDER_STREAM_PREFIX + order
+            cancelled[subject] = cancelled.get(subject, 0) + 1
+        await session.execute(QUERIES["forget_action_addresses"], (orders,))
+    return cancelled
 
 
 def _erased(subject: str, rows: Sequence[Any], subjects: Sequence[str]) -> Erased:

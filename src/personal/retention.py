@@ -14,10 +14,11 @@ from typing import Any
 import msgspec
 
 from events.appender import write
-from events.connector import Database, Session
+from events.connector import Database
 from events.errors import HookledgerError
 from events.model import ORDER_STREAM_PREFIX, NewEvent
-from personal.erasure import PROVIDER, data_class, erasure_id
+from events.queries import QUERIES as LEDGER
+from personal.erasure import PROVIDER, data_class, erasure_id, forget_addresses
 from personal.queries import QUERIES
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ async def sweep_once(db: Database, *, limit: int = BATCH, now: datetime | None =
     """Erase the due values of up to ``limit`` subjects, in one transaction."""
     cutoff = now or datetime.now(UTC)
     async with db.transaction() as session:
+        # The append lock first, as an erasure takes it: the two then never
+        # wait for each other's rows in opposite orders.
+        await session.execute(LEDGER["take_append_lock"])
         subjects = [r[0] for r in await session.fetch_all(QUERIES["due_subjects"],
                                                           (cutoff, limit))]  # fmt: skip
         if not subjects:
@@ -70,23 +74,14 @@ async def sweep_once(db: Database, *, limit: int = BATCH, now: datetime | None =
         events = [_expired(subject, taken, cutoff) for subject, taken in by_subject.items()]
         if events:
             await write(session, events)
-        await _forget_addresses(session, [s for s, taken in by_subject.items()
-                                          if any(r[4] for r in taken)])  # fmt: skip
         await session.execute(QUERIES["count_erased"], (len(by_subject), len(rows), "retention"))
+    # After the commit, as an erasure does (see personal.erasure.erase).
+    addressed = [s for s, taken in by_subject.items()
+                 if s.startswith(ORDER_STREAM_PREFIX) and any(r[4] for r in taken)]  # fmt: skip
+    if addressed:
+        kept = {r[0] for r in await db.fetch_all(QUERIES["addresses_left"], (addressed,))}
+        await forget_addresses(db, [s for s in addressed if s not in kept])
     return Swept(len(by_subject), len(rows))
-
-
-async def _forget_addresses(session: Session, subjects: Sequence[str]) -> None:
-    """The orders and actions of subjects whose last address went forget it too."""
-    orders = [s for s in subjects if s.startswith(ORDER_STREAM_PREFIX)]
-    if not orders:
-        return
-    kept = {r[0] for r in await session.fetch_all(QUERIES["addresses_left"], (orders,))}
-    gone = [s.removeprefix(ORDER_STREAM_PREFIX) for s in orders if s not in kept]
-    if gone:
-        await session.execute(QUERIES["forget_customers"], (gone,))
-        await session.execute(QUERIES["cancel_emails"], (gone,))
-        await session.execute(QUERIES["forget_action_addresses"], (gone,))
 
 
 def _expired(subject: str, taken: Sequence[Any], cutoff: datetime) -> NewEvent:
