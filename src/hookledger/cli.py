@@ -961,7 +961,12 @@ def _erase(settings: Settings, args: argparse.Namespace) -> int:
                       f"{_counted(item['events'], 'event')} ({', '.join(item['classes'])}); "
                       f"recorded as {item['event_id']}")  # fmt: skip
             if item["cancelled_emails"]:
-                print(f"  {_counted(item['cancelled_emails'], 'e-mail')} not sent: cancelled")
+                cancelled = _counted(item["cancelled_emails"], "e-mail")
+                print(f"  {cancelled} not sent: cancelled")
+            if item.get("recorded_whole"):
+                whole = _counted(item["recorded_whole"], "event")
+                print(f"  warning: {whole} recorded before this version held personal values "
+                      "apart keep them (see the README)")  # fmt: skip
         return 0
 
     return _on_database(settings, run)

@@ -11,6 +11,7 @@ from events.model import ORDER_STREAM_PREFIX
 from events.queries import QUERIES as LEDGER
 from personal.erasure import erase, last_erasure, subjects_for_email
 from personal.lookup import normalised
+from personal.queries import QUERIES
 
 
 async def erase_request(
@@ -32,6 +33,9 @@ async def erase_request(
             # and no event that would itself say the address was once here.
             return {"subjects": [], "erased": False}
     done = await erase(db, subjects, reason=reason, by=by, via=via, addresses=addresses)
+    whole = {
+        str(r[0]): int(r[1]) for r in await db.fetch_all(QUERIES["recorded_whole"], (subjects,))
+    }
     answer = []
     for item in done:
         entry: dict[str, Any] = {
@@ -41,5 +45,9 @@ async def erase_request(
         }  # fmt: skip
         if item.event_id is None:
             entry["erased_before"] = await last_erasure(db, item.subject)
+        if whole.get(item.subject):
+            # Recorded before this version held personal values apart: the
+            # append-only ledger keeps them whole (README, "Personal data").
+            entry["recorded_whole"] = whole[item.subject]
         answer.append(entry)
     return {"subjects": answer, "erased": any(d.event_id for d in done)}

@@ -110,3 +110,10 @@ SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'personal_values'::r
 -- Of these order subjects, those still holding an e-mail address.
 SELECT DISTINCT subject FROM personal_values
 WHERE subject = ANY(%s::text[]) AND lookup IS NOT NULL
+
+-- name: recorded_whole
+-- Provider events of these subjects recorded before personal values were held
+-- apart (hash rules 1 and 2): their values are in the ledger for good.
+SELECT stream, count(*) FROM events
+WHERE stream = ANY(%s::text[]) AND hash_rule < 3 AND provider <> 'hookledger'
+GROUP BY stream
