@@ -137,8 +137,29 @@ def recorded_hash(event: RecordedEvent, prev_hash: str) -> str:
 
 def canonical_entries(entries: Iterable[Mapping[str, Any]]) -> str:
     """The cut values' entries as rule 3 hashes them: an array of objects with
-    sorted keys, no whitespace, non-ASCII escaped."""
-    return json.dumps(list(entries), sort_keys=True, separators=(",", ":"))
+    sorted keys, no whitespace, non-ASCII escaped (``json.dumps`` of the list
+    with ``sort_keys`` and compact separators, written out field by field as
+    ``event_hash`` is: a test holds the two equal)."""
+    return (
+        "["
+        + ",".join(
+            f'{{"anchor":{_quote(e["anchor"])},"at":{_integer(e["at"])},'
+            f'"commitment":{_quote(e["commitment"])},"keep_seconds":{_integer(e["keep_seconds"])},'
+            f'"path":[{",".join(_key(k) for k in e["path"])}]}}'
+            for e in entries
+        )
+        + "]"
+    )
+
+
+def _integer(value: Any) -> str:
+    if type(value) is not int:
+        raise ValueError(f"an entry holds {value!r} where an integer belongs")
+    return str(value)
+
+
+def _key(key: Any) -> str:
+    return _quote(key) if isinstance(key, str) else _integer(key)
 
 
 ENTRY_FIELDS = ("anchor", "at", "commitment", "keep_seconds", "path")
@@ -153,7 +174,7 @@ def chained_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
 def commitment(salt: bytes, value: bytes) -> str:
     """The salted commitment to a personal value's bytes: the hex HMAC-SHA256
     of the value under its salt."""
-    return hmac.new(salt, value, hashlib.sha256).hexdigest()
+    return hmac.digest(salt, value, "sha256").hex()
 
 
 def personal_problem(
@@ -303,7 +324,11 @@ def verify_stream(events: Iterable[RecordedEvent]) -> int:
         if event.hash_rule not in RULES or event.hash_rule < rule:
             raise ChainBroken(stream, count, f"hash rule {event.hash_rule} follows rule {rule}")
         rule = event.hash_rule
-        if recorded_hash(event, expected_prev) != event.hash:
+        try:
+            recomputed = recorded_hash(event, expected_prev)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainBroken(stream, count, f"personal entries unreadable: {exc}") from None
+        if recomputed != event.hash:
             raise ChainBroken(stream, count, "hash does not match the event's contents")
         if not payload_matches(skeleton_as_json(event), stored_payload(event)):
             raise ChainBroken(stream, count, "payload is not the JSON value of raw")

@@ -21,7 +21,7 @@ import msgspec
 
 from events.chain import commitment
 from personal.policy import Finder
-from personal.spans import cut, find_spans
+from personal.spans import Span, cut, find_spans
 
 SALT_BYTES = 32
 
@@ -58,7 +58,11 @@ def split(raw: bytes, finder: Finder | None) -> Split:
     """``raw`` split by the personal values ``finder`` finds (none: all kept)."""
     if finder is None:
         return Split(raw, (), (), ())
-    spans = find_spans(raw, finder)
+    return split_at(raw, find_spans(raw, finder))
+
+
+def split_at(raw: bytes, spans: Sequence[Span]) -> Split:
+    """``raw`` split at ``spans`` (found by ``find_spans`` or ``quick_spans``)."""
     skeleton, holes, values = cut(raw, spans)
     salts = tuple(secrets.token_bytes(SALT_BYTES) for _ in values)
     entries = tuple(

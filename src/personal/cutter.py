@@ -4,19 +4,19 @@ their salts into ``personal_values``, where erasure and retention delete them.""
 
 from __future__ import annotations
 
-import base64
 import logging
+import os
 from typing import Any
 
 import msgspec
 
-from events.chain import join, without_nul
+from events.chain import commitment, without_nul
 from events.connector import Session
 from events.model import CutEvent, NewEvent
-from personal.commitments import split
+from personal.commitments import SALT_BYTES
 from personal.lookup import lookup_hash, lookup_key
 from personal.policy import PersonalPolicy
-from personal.spans import NotJson, cut, find_spans
+from personal.spans import NotJson, cut, find_spans, quick_spans
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,14 @@ class PersonalCutter:
         finder = self._policy.finder(event.provider, event.type)
         if finder is None:
             return None
+        # The payload is msgspec's encoding (the intake's): decoded and encoded
+        # again it is the same text, so nulling its values there is exact.
+        payload = msgspec.json.decode(event.payload_json)
+        found = finder.find(payload)
         try:
-            parts = split(event.raw, finder)
-            if not parts.entries:
-                return None
-            if event.payload_json == event.raw:
-                in_payload = find_spans(event.raw, finder)
-                payload = event.raw
-            else:
-                payload = event.payload_json
-                in_payload = find_spans(payload, finder)
+            spans = quick_spans(event.raw, finder, found) if found else None
+            if spans is None:
+                spans = find_spans(event.raw, finder)
         except NotJson as exc:
             # The intake decoded the body, so this means the scanner and msgspec
             # disagree about it: kept whole rather than refused (nothing lost).
@@ -57,32 +55,37 @@ class PersonalCutter:
                       extra={"provider": event.provider, "event_id": event.event_id[:200],
                              "error": str(exc)})  # fmt: skip
             return None
-        skeleton, holes, cut_values = cut(payload, in_payload)
-        nulled = join(skeleton, holes, [None] * len(holes))
-        by_path: dict[Path, bytes] = {
-            _plain(span.path): value for span, value in zip(in_payload, cut_values, strict=True)
-        }
+        if not spans:
+            return None
+        skeleton, holes, cut_values = cut(event.raw, spans)
+        # A body with a \u escape may spell U+0000 in a key, which the payload
+        # (and jsonb) holds as U+FFFD; without one, paths need no change.
+        plain = _plain if b"\\u" in event.raw else _same
+        held: dict[Path, bytes] = {}
+        salts = os.urandom(SALT_BYTES * len(spans))
         entries: list[dict[str, Any]] = []
         values: list[dict[str, Any]] = []
-        for n, (entry, salt, value) in enumerate(
-            zip(parts.entries, parts.salts, parts.values, strict=True)
-        ):
-            path = _plain(entry.path)
-            entries.append({"anchor": entry.anchor, "at": entry.at, "commitment": entry.commitment,
-                            "keep_seconds": entry.keep_seconds, "path": list(path)})  # fmt: skip
-            held = by_path.get(path)
+        for n, (span, hole, value) in enumerate(zip(spans, holes, cut_values, strict=True)):
+            path = plain(span.path)
+            if path not in held:
+                held[path] = _take(payload, path)
+            kept = held[path] or None
+            salt = salts[n * SALT_BYTES : (n + 1) * SALT_BYTES]
+            keep, anchor = span.retention.seconds, span.retention.anchor
+            entries.append({"anchor": anchor, "at": hole, "commitment": commitment(salt, value),
+                            "keep_seconds": keep, "path": list(path)})  # fmt: skip
+            # Bytes go as they are: the encoder writes them as base64, which the
+            # insert decodes.
             values.append({
                 "provider": event.provider, "event_id": event.event_id, "n": n,
-                "path": [str(k) for k in path],
-                "salt": base64.b64encode(salt).decode(),
-                "value": base64.b64encode(value).decode(),
-                "payload_value": msgspec.Raw(held) if held is not None else None,
-                "lookup": self._lookup(path, held),
-                "anchor": entry.anchor, "keep_seconds": entry.keep_seconds,
+                "path": [str(k) for k in path], "salt": salt, "value": value,
+                "payload_value": msgspec.Raw(kept) if kept is not None else None,
+                "lookup": self._lookup(path, kept), "anchor": anchor, "keep_seconds": keep,
             })  # fmt: skip
-        return CutEvent(raw=parts.skeleton, payload_json=nulled, entries=entries, values=values)
+        nulled = msgspec.json.encode(payload)
+        return CutEvent(raw=skeleton, payload_json=nulled, entries=entries, values=values)
 
-    def _lookup(self, path: Path, held: bytes | None) -> str | None:
+    def _lookup(self, path: Path, held: bytes | None) -> bytes | None:
         """The keyed hash of the e-mail address this value is (or holds)."""
         if held is None:
             return None
@@ -90,7 +93,25 @@ class PersonalCutter:
         if address is None:
             return None
         assert self._lookup_key is not None, "ready() loads the key before any cut"
-        return base64.b64encode(lookup_hash(self._lookup_key, address)).decode()
+        return lookup_hash(self._lookup_key, address)
+
+
+def _take(payload: Any, path: Path) -> bytes:
+    """The JSON text of the value at ``path``, which becomes null there; empty
+    when the payload has no such path (a body the scanner reads otherwise)."""
+    target = payload
+    try:
+        for key in path[:-1]:
+            target = target[key]
+        value = target[path[-1]]
+        target[path[-1]] = None
+    except (KeyError, IndexError, TypeError):
+        return b""
+    return msgspec.json.encode(value)
+
+
+def _same(path: Path) -> Path:
+    return path
 
 
 def _plain(path: Path) -> Path:
@@ -100,6 +121,8 @@ def _plain(path: Path) -> Path:
 
 def _address(path: Path, held: bytes) -> str | None:
     """The e-mail address a personal value is, or the first one inside it."""
+    if b"@" not in held:
+        return None
     try:
         value = msgspec.json.decode(held)
     except msgspec.DecodeError:

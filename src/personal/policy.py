@@ -41,6 +41,11 @@ class Retention(msgspec.Struct, frozen=True, order=True):
     anchor: Anchor = "recorded"
 
     @property
+    def seconds(self) -> int:
+        """``keep`` in whole seconds."""
+        return int(self.keep.total_seconds())
+
+    @property
     def label(self) -> str:
         return f"{int(self.keep.total_seconds())}s:{self.anchor}"
 
@@ -110,26 +115,24 @@ class Finder:
         """Every personal value of ``payload``, outermost first; a value inside a
         personal value is not listed again (it goes with its container)."""
         found: list[Found] = []
-        if self.root is not None:
+        if self.root is not None and isinstance(payload, dict | list):
             self._walk(payload, self.root, (), found)
         return found
 
     def _walk(self, value: Any, node: Node, path: tuple[str | int, ...],
               found: list[Found]) -> None:  # fmt: skip
-        if isinstance(value, dict):
-            items: list[tuple[str | int, str, Any]] = [(k, k, v) for k, v in value.items()]
-        elif isinstance(value, list):
-            items = [(i, str(i), v) for i, v in enumerate(value)]
-        else:
-            return
-        for key, name, child in items:
-            step = node.literals.get(name, node.other)
+        # Run at every append of a covered event: only containers are walked
+        # into, and an object's keys are looked up as they are.
+        literals, other = node.literals, node.other
+        items: Any = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            step = literals.get(key if isinstance(key, str) else str(key), other)
             if step is None:
                 continue
             label, below = step
             if label is not None:
                 found.append(Found((*path, key), self._retentions[label]))
-            elif below is not None:
+            elif below is not None and isinstance(child, dict | list):
                 self._walk(child, below, (*path, key), found)
 
 

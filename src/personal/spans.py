@@ -18,11 +18,12 @@ its path is.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from events.json_paths import Node
-from personal.policy import Finder, Retention
+from personal.policy import Finder, Found, Retention
 
 _WHITESPACE = b" \t\n\r"
 _CLOSE = {ord("{"): ord("}"), ord("["): ord("]")}
@@ -108,6 +109,81 @@ def find_spans(raw: bytes, finder: Finder) -> list[Span]:
                 continue
             pending = (below, (*frame.path, key))
             break
+
+
+# The tokens that matter to find where a container ends: strings (skipped
+# whole, escapes and all) and brackets.
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_SCALAR = re.compile(rb"[^,\]}\s]+")
+_COLON = re.compile(rb"\s*:\s*")
+
+
+def quick_spans(raw: bytes, finder: Finder, found: Sequence[Found]) -> list[Span] | None:
+    """``find_spans``'s answer found at C speed, or None when it cannot be sure.
+
+    ``found`` is what the finder found in the decoded payload (document order,
+    outermost). Every occurrence of one of their keys in ``raw`` is looked up
+    by byte search; with no ``\\u`` escape in the body, a key can be spelt no
+    other way, and in valid JSON ``"key"`` followed by a colon, its first quote
+    not escaped, is that key. The occurrences (outermost) must then be exactly
+    ``found``, one for one: any other (a repeated key, a key the policy names
+    only at another path) sends the caller to the full scan.
+    """
+    if b"\\u" in raw:
+        return None
+    if any(not f.path or not isinstance(f.path[-1], str) for f in found):
+        return None  # an array element named as personal: scan
+    keys = {str(f.path[-1]) for f in found}
+    starts: list[tuple[int, int, str]] = []
+    for key in keys:
+        quoted = b'"' + key.encode() + b'"'
+        at = raw.find(quoted)
+        while at >= 0:
+            colon = _COLON.match(raw, at + len(quoted))
+            if colon is not None and not _escaped(raw, at):
+                value = colon.end()
+                starts.append((value, _quick_end(raw, value), key))
+            at = raw.find(quoted, at + 1)
+    starts.sort()
+    spans: list[Span] = []
+    done = -1
+    for start, end, key in starts:
+        if start < done:
+            continue  # inside a personal value already cut: it goes with it
+        index = len(spans)
+        if index >= len(found) or found[index].path[-1] != key:
+            return None
+        spans.append(Span(start, end, found[index].path, found[index].retention))
+        done = end
+    return spans if len(spans) == len(found) else None
+
+
+def _escaped(raw: bytes, quote: int) -> bool:
+    backslashes = 0
+    while quote - 1 - backslashes >= 0 and raw[quote - 1 - backslashes] == ord("\\"):
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _quick_end(raw: bytes, pos: int) -> int:
+    first = raw[pos : pos + 1]
+    if first == b'"':
+        return _string_end(raw, pos)
+    if first in (b"{", b"["):
+        depth = 0
+        for token in _STRING_OR_BRACKET.finditer(raw, pos):
+            mark = token.group()
+            if mark in (b"{", b"["):
+                depth += 1
+            elif mark in (b"}", b"]"):
+                depth -= 1
+                if depth == 0:
+                    return token.end()
+        raise NotJson("a container is not closed")
+    scalar = _SCALAR.match(raw, pos)
+    if scalar is None:
+        raise NotJson(f"expected a value at byte {pos}")
+    return scalar.end()
 
 
 def cut(raw: bytes, spans: Sequence[Span]) -> tuple[bytes, list[int], list[bytes]]:

@@ -545,3 +545,17 @@ def test_format_time_pads_years_before_1000_to_four_digits() -> None:
     # "0999-01-01T00:00:00Z"; the documented form is YYYY-..., so an auditor
     # following it must get the same hash.
     assert format_time(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00.000000Z"
+
+
+ENTRY = st.fixed_dictionaries({
+    "anchor": st.sampled_from(["recorded", "countdown_closed"]),
+    "at": st.integers(0, 2**40),
+    "commitment": st.text(max_size=70),
+    "keep_seconds": st.integers(0, 2**40),
+    "path": st.lists(st.one_of(st.text(max_size=12), st.integers(0, 10**6)), min_size=1, max_size=5),
+})  # fmt: skip
+
+
+@given(entries=st.lists(ENTRY, max_size=5))
+def test_the_entries_canonical_text_is_json_dumps_of_them(entries: list[dict[str, Any]]) -> None:
+    assert canonical_entries(entries) == json.dumps(entries, sort_keys=True, separators=(",", ":"))
