@@ -113,7 +113,7 @@ def find_spans(raw: bytes, finder: Finder) -> list[Span]:
 
 # The tokens that matter to find where a container ends: strings (skipped
 # whole, escapes and all) and brackets.
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 _SCALAR = re.compile(rb"[^,\]}\s]+")
 _COLON = re.compile(rb"\s*:\s*")
 
