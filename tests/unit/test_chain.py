@@ -552,7 +552,8 @@ ENTRY = st.fixed_dictionaries({
     "at": st.integers(0, 2**40),
     "commitment": st.text(max_size=70),
     "keep_seconds": st.integers(0, 2**40),
-    "path": st.lists(st.one_of(st.text(max_size=12), st.integers(0, 10**6)), min_size=1, max_size=5),
+    "path": st.lists(st.one_of(st.text(max_size=12), st.integers(0, 10**6)),
+                     min_size=1, max_size=5),
 })  # fmt: skip
 
 

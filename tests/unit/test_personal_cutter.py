@@ -16,6 +16,7 @@ from events.chain import commitment, join, without_nul
 from events.model import NewEvent
 from personal.cutter import PersonalCutter
 from personal.policy import load_policy
+from personal.spans import find_spans, quick_spans
 
 KEY = b"k" * 32
 CUTTER = PersonalCutter(load_policy(), KEY)
@@ -86,3 +87,22 @@ def test_extreme_values_are_cut_whole() -> None:
     assert cut is not None
     assert huge.encode() not in cut.raw and b"9999-12-31" not in cut.raw
     assert json.loads(cut.payload_json)["n"] == 1e300
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=BODIES, indent=st.sampled_from([None, 0, 2]), noise=st.sampled_from(["", "email"]))
+def test_the_quick_search_finds_what_the_full_scan_finds_or_declines(
+    body: dict[str, Any], indent: int | None, noise: str
+) -> None:
+    # A string value that looks like a key, and repeated keys, must not fool it.
+    raw = json.dumps({**body, "note": f'"{noise}": "x"'}, indent=indent).encode()
+    if noise:
+        raw = raw[:-1] + b', "email": "again@example.com"}'
+    finder = load_policy().finder("veriff", "verification.approved")
+    assert finder is not None
+    found = finder.find(msgspec.json.decode(raw))
+    quick = quick_spans(raw, finder, found)
+    if quick is not None:
+        assert [(s.start, s.end, s.path) for s in quick] == [
+            (s.start, s.end, s.path) for s in find_spans(raw, finder)
+        ]
