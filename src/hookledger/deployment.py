@@ -21,6 +21,7 @@ def missing(settings: Settings, role: str) -> list[str]:
         # Every built-in provider is served: each refuses all without a secret.
         fields += [adapter.secrets_field for adapter in BUILT_IN.values()]
         fields.append("api_token")  # reads and the self-test are open without it
+        fields.append("operator_tokens")  # erasure on request refuses everyone without it
     if settings.timer_backend == "cloudtasks":
         fields += ["tasks_queue", "tasks_target_url"]
         if role == API and not settings.tasks_secret:
