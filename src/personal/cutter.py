@@ -82,6 +82,11 @@ class PersonalCutter:
                 "payload_value": msgspec.Raw(kept) if kept is not None else None,
                 "lookup": self._lookup(path, kept), "anchor": anchor, "keep_seconds": keep,
             })  # fmt: skip
+        for extra in found:
+            # Personal in the payload but not where the raw body was cut (a
+            # payload that is not the raw body's whole value): still never stored.
+            if extra.path not in held:
+                _take(payload, extra.path)
         nulled = msgspec.json.encode(payload)
         return CutEvent(raw=skeleton, payload_json=nulled, entries=entries, values=values)
 

@@ -106,3 +106,10 @@ def test_the_quick_search_finds_what_the_full_scan_finds_or_declines(
         assert [(s.start, s.end, s.path) for s in quick] == [
             (s.start, s.end, s.path) for s in find_spans(raw, finder)
         ]
+
+
+def test_a_payload_that_is_not_the_whole_raw_body_keeps_nothing_personal() -> None:
+    raw = b'{"wrap": {"email": "a@example.com"}, "id": 1}'
+    cut = CUTTER.cut(event(raw, b'{"email":"a@example.com","id":1}'))
+    assert cut is not None
+    assert b"a@example.com" not in cut.payload_json and b"a@example.com" not in cut.raw
