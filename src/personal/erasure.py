@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,8 @@ from events.model import ORDER_STREAM_PREFIX, NewEvent
 from events.queries import QUERIES as LEDGER
 from personal.lookup import lookup_hash, lookup_key
 from personal.queries import QUERIES
+
+log = logging.getLogger(__name__)
 
 ERASED = "subject.erased"
 PROVIDER = "hookledger"
@@ -97,6 +100,11 @@ async def erase(
             await session.execute(
                 QUERIES["delete_values"], ([r[0] for r in rows], [r[1] for r in rows])
             )
+    for item in done:
+        if item.event_id is not None:
+            log.info("personal data erased on request",
+                     extra={"subject": item.subject, "values": item.values,
+                            "classes": item.classes, "via": via})  # fmt: skip
     # Not under the append lock: an action being sent holds its row while its
     # outcome waits for that lock, so waiting here for the row would never end.
     cancelled = await forget_addresses(db, subjects)
