@@ -568,7 +568,8 @@ def _personal_state(entries: list[dict[str, Any]]) -> str:
     if not entries:
         return "-"
     erased = sum(1 for e in entries if e["state"] == "erased")
-    return f"{len(entries) - erased} held, {erased} erased" if erased else f"{len(entries)} held"
+    held = len(entries) - erased
+    return ", ".join(f"{n} {state}" for n, state in ((held, "held"), (erased, "erased")) if n)
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
