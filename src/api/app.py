@@ -6,7 +6,10 @@ from litestar import Litestar
 from litestar.datastructures.state import State
 from litestar.exceptions import HTTPException
 from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
+from api.console.pages import TEMPLATES, console_router
 from api.correlation import correlation_middleware
 from api.errors import hookledger_error, http_error, unexpected_error
 from api.reference import assets_router, render_plugins
@@ -48,7 +51,9 @@ def create_app(services: Services) -> Litestar:
             countdown_task,
             selftest,
             assets_router(),
+            console_router(),
         ],
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         middleware=[correlation_middleware],
         exception_handlers={
             HookledgerError: hookledger_error,

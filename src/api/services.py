@@ -57,5 +57,16 @@ class Services:
     erase: Callable[[str | None, str | None, str, str, str], Awaitable[dict[str, Any]]] | None = (
         None
     )
+    # The console: who may read (auditors) beside the operators, the key its
+    # session cookies are signed with, and its reads (overview counts; orders
+    # by id, e-mail or status after a keyset cursor; an order's event views and
+    # its chain's state).
+    auditor_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
+    console_key: Callable[[], Awaitable[bytes]] | None = None
+    console_overview: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    console_orders: (
+        Callable[[str, str, str], Awaitable[tuple[list[dict[str, Any]], bool]]] | None
+    ) = None
+    order_history: Callable[[str], Awaitable[tuple[list[dict[str, Any]], str]]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -14,7 +14,7 @@ from hookledger.settings import Settings, variable
 # Secret settings besides the providers' (whose fields the registry names).
 OTHER_SECRETS = ("api_token", "tasks_secret", "sendgrid_api_key",
                  "authorizenet_transaction_key", "export_hash_key", "checkpoint_key",
-                 "metrics_token", "operator_tokens")  # fmt: skip
+                 "metrics_token", "operator_tokens", "auditor_tokens")  # fmt: skip
 
 
 def hide_password(url: str) -> str:

@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Bearer token(s) that may erase personal data (POST /api/v1/erasures;
     # secret). Empty: the API erases nothing (the CLI still can).
     operator_tokens: str = ""
+    # Bearer token(s) that sign in to the console as an auditor: reads
+    # everything, changes nothing (secret).
+    auditor_tokens: str = ""
     safe_mode: bool = True
     log_level: str = "INFO"  # one of LOG_LEVELS
     group_commit: bool = True

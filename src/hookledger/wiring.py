@@ -30,6 +30,7 @@ from hookledger import __version__, http_protocol
 from hookledger.background import Background, task_queue
 from hookledger.background_process import STATUS_ENV, jobs_down
 from hookledger.checkpointer import Checkpointer
+from hookledger.console_reads import ConsoleReads
 from hookledger.erasures import erase_request
 from hookledger.logs import configure
 from hookledger.operations import operation_gauges
@@ -70,6 +71,7 @@ def build_services(
         [*(p.consumer_name for p in PROJECTIONS.values()), CountdownPolicy.name, TREE_CONSUMER]
     )
     tokens = secrets.live(settings.api_token, "HOOKLEDGER_API_TOKEN")
+    console = ConsoleReads(db)
     services = Services(
         db=db,
         appender=runtime.appender,
@@ -83,6 +85,11 @@ def build_services(
         signature_limiter=SignatureLimiter(settings.signature_failures_per_minute),
         metrics_tokens=secrets.live(settings.metrics_token, "HOOKLEDGER_METRICS_TOKEN"),
         operator_tokens=secrets.live(settings.operator_tokens, "HOOKLEDGER_OPERATOR_TOKENS"),
+        auditor_tokens=secrets.live(settings.auditor_tokens, "HOOKLEDGER_AUDITOR_TOKENS"),
+        console_key=console.session_key,
+        console_overview=console.overview,
+        console_orders=console.orders,
+        order_history=console.history,
         erase=partial(erase_request, db),
         operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,

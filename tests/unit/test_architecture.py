@@ -5,6 +5,7 @@ with its file and line rather than surfacing later as an import cycle."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,3 +129,12 @@ def test_a_relative_import_is_judged_by_the_package_it_reaches() -> None:
 def test_a_package_missing_from_the_rule_is_reported() -> None:
     (found,) = violations(SRC / "console/pages.py", "import events\n")
     assert "'console' is not in the import rule" in found
+
+
+def test_the_wheel_ships_every_package() -> None:
+    # A package missing here is missing from `pip install .` (the image) only:
+    # editable installs, which the tests use, would not notice.
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())
+    shipped = set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
+    found = {f"src/{p.name}" for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    assert found == shipped

@@ -1,0 +1,16 @@
+-- Keys an installation makes once and every process shares: the console's
+-- session cookies are signed with one (any instance accepts a cookie another
+-- issued). Made on first use by the service, never shown.
+CREATE TABLE installation_keys (
+    name  text PRIMARY KEY,
+    key   bytea NOT NULL CHECK (length(key) >= 32)
+);
+
+DO $$
+BEGIN
+    GRANT SELECT, INSERT ON installation_keys TO hookledger_writer;
+EXCEPTION
+    WHEN undefined_object OR insufficient_privilege THEN
+        RAISE NOTICE 'installation_keys not granted to hookledger_writer: %', SQLERRM;
+END
+$$;

@@ -1,0 +1,180 @@
+"""The console's pages. Every answer carries a strict Content-Security-Policy
+(no script at all, styles only from hookledger itself); every form is posted
+from the console itself and carries its session's CSRF token; everything a
+provider sent is escaped by the templates (Jinja's autoescape)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+
+from api.console.session import (
+    COOKIE,
+    LIFETIME_SECONDS,
+    Session,
+    check_csrf,
+    new_session,
+    role_of,
+    same_origin,
+    seal,
+    secure_cookie,
+    unseal,
+)
+from api.rejections import NotFound
+from api.services import Services
+
+TEMPLATES = Path(__file__).with_name("templates")
+STATIC = Path(__file__).with_name("static")
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+STATUSES = ("created", "paid", "cancelled", "refunded")
+AnyRequest = Request[Any, Any, Any]
+
+
+def console_router() -> Router:
+    """The console's routes and its stylesheet (none of them in the API's schema)."""
+    static = create_static_files_router(path="/console/static", directories=[STATIC],
+                                        include_in_schema=False)  # fmt: skip
+    return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
+                                            order, static], include_in_schema=False)  # fmt: skip
+
+
+def _services(request: AnyRequest) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def _viewer(request: AnyRequest) -> Session | None:
+    services = _services(request)
+    value = request.cookies.get(COOKIE)
+    if not value or services.console_key is None:
+        return None
+    return unseal(value, await services.console_key())
+
+
+def _page(name: str, context: dict[str, Any], status: int = 200) -> Template:
+    return Template(template_name=name, context=context, headers=HEADERS, status_code=status)
+
+
+def _to_sign_in() -> Redirect:
+    return Redirect("/console/sign-in", status_code=303, headers=HEADERS)
+
+
+@get("/console/sign-in")
+async def sign_in_page(request: AnyRequest) -> Template:
+    return _page("sign_in.html", {"viewer": None, "problem": None})
+
+
+@post("/console/sign-in", status_code=303)
+async def sign_in(request: AnyRequest) -> Redirect | Template:
+    same_origin(request)
+    services = _services(request)
+    form = await request.form()
+    token = str(form.get("token") or "")
+    role = role_of(token, services.operator_tokens, services.auditor_tokens)
+    if role is None or services.console_key is None:
+        problem = "That token opens nothing here." if token else "Enter a token."
+        return _page("sign_in.html", {"viewer": None, "problem": problem}, status=401)
+    session = new_session(role, token)
+    cookie = Cookie(key=COOKIE, value=seal(session, await services.console_key()),
+                    httponly=True, samesite="strict", secure=secure_cookie(request),
+                    max_age=LIFETIME_SECONDS, path="/console")  # fmt: skip
+    return Redirect("/console", status_code=303, cookies=[cookie], headers=HEADERS)
+
+
+@post("/console/sign-out", status_code=303)
+async def sign_out(request: AnyRequest) -> Redirect:
+    same_origin(request)
+    viewer = await _viewer(request)
+    if viewer is not None:
+        check_csrf(viewer, str((await request.form()).get("csrf") or ""))
+    gone = Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="strict",
+                  secure=secure_cookie(request), path="/console")  # fmt: skip
+    return Redirect("/console/sign-in", status_code=303, cookies=[gone], headers=HEADERS)
+
+
+@get("/console")
+async def overview(request: AnyRequest) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    selftest = await services.selftest() if services.selftest else {"status": "?", "checks": {}}
+    counts = await services.console_overview() if services.console_overview else {}
+    return _page("overview.html", {"viewer": viewer, "selftest": selftest, "counts": counts})
+
+
+@get("/console/orders")
+async def orders(request: AnyRequest) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    query = request.query_params.get("q", "").strip()[:500]
+    status = request.query_params.get("status", "")
+    status = status if status in STATUSES else ""
+    after = request.query_params.get("after", "")[:500]
+    found: list[dict[str, Any]] = []
+    by_email = False
+    if services.console_orders is not None and "\x00" not in query + after:
+        found, by_email = await services.console_orders(query, status, after)
+    next_after = found[-1]["order_id"] if len(found) == PAGE else None
+    return _page("orders.html", {
+        "viewer": viewer, "query": query, "status": status, "statuses": STATUSES,
+        "orders": found, "by_email": by_email, "after": after, "next_after": next_after,
+    })  # fmt: skip
+
+
+PAGE = 50
+MASK = "[personal value: shown to operators]"
+
+
+def _masked(payload: Any, entries: list[dict[str, Any]]) -> Any:
+    """The payload with each held personal value replaced by a mask."""
+    shown = copy.deepcopy(payload)
+    for entry in entries:
+        if entry.get("state") != "held":
+            continue
+        target, path = shown, entry["path"]
+        try:
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = MASK
+        except (KeyError, IndexError, TypeError):
+            continue  # not where the entry says: nothing of it is shown either way
+    return shown
+
+
+@get("/console/orders/{order_id:str}")
+async def order(request: AnyRequest, order_id: str) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    if "\x00" in order_id or services.order_status is None or services.order_history is None:
+        raise NotFound(f"no order {order_id!r}")
+    status = await services.order_status(order_id)
+    events, chain = await services.order_history(order_id)
+    if status is None and not events:
+        raise NotFound(f"no order {order_id!r}")
+    for event in events:
+        payload = event["payload"]
+        if not viewer.may_act:  # an auditor sees that a value is held, not the value
+            payload = _masked(payload, event.get("personal") or [])
+        event["shown"] = json.dumps(payload, indent=2, ensure_ascii=False)
+    return _page("order.html", {"viewer": viewer, "order_id": order_id, "status": status or {},
+                                "events": events, "chain": chain})  # fmt: skip

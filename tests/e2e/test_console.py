@@ -1,0 +1,123 @@
+"""The console over HTTP, against a real server with real data: sign-in by
+token into a strict session cookie for each role, the overview, finding an
+order by id and by e-mail, its timeline (personal values masked for the
+auditor), escaping of what providers send, a strict CSP, and forms refused
+when posted from another site or with a forged cookie. (The same in a real
+browser is the next step of issue 16.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff
+from tests.support import ServerProcess
+
+OPERATOR = "operator-console-token"
+AUDITOR = "auditor-console-token"
+
+
+@pytest.fixture(scope="module")
+def console(shared_database_url: str) -> Iterator[ServerProcess]:
+    settings = {"HOOKLEDGER_OPERATOR_TOKENS": OPERATOR, "HOOKLEDGER_AUDITOR_TOKENS": AUDITOR,
+                "HOOKLEDGER_BACKGROUND": "true"}  # fmt: skip
+    server = ServerProcess(shared_database_url, env=settings).start()
+    body = order_body("c-1", customerEmail="console.person@example.com",
+                      note="<script>alert('x')</script><b>bold</b>")  # fmt: skip
+    assert send_post_purchase(server.url, body).status_code == 200
+    decision = decision_body("c-1")
+    decision["verification"]["person"] = {"firstName": "Solveig", "dateOfBirth": "1980-04-05"}
+    assert send_veriff(server.url, decision).status_code == 200
+    yield server
+    server.stop()
+
+
+@contextmanager
+def signed_in(server: ServerProcess, token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        answer = client.post("/console/sign-in", data={"token": token})
+        assert answer.status_code == 303, answer.text
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+        assert "Path=/console" in cookie
+        assert "Secure" not in cookie  # plain HTTP on localhost only
+        yield client
+
+
+def page(client: httpx.Client, path: str) -> httpx.Response:
+    for _ in range(50):  # the projections follow the ledger in the background
+        answer = client.get(path)
+        if answer.status_code == 200 and "c-1" in answer.text:
+            return answer
+    return answer
+
+
+def test_without_a_session_every_page_sends_you_to_sign_in(console: ServerProcess) -> None:
+    for path in ("/console", "/console/orders", "/console/orders/c-1"):
+        answer = httpx.get(console.url + path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
+    forged = httpx.get(console.url + "/console", cookies={"hookledger_console": "e30.AAAA"})
+    assert forged.status_code == 303
+    refused = httpx.post(console.url + "/console/sign-in", data={"token": "guess"})
+    assert refused.status_code == 401 and "opens nothing" in refused.text
+    assert "default-src 'none'" in refused.headers["content-security-policy"]
+
+
+def test_each_role_signs_in_and_reads_the_overview(console: ServerProcess) -> None:
+    for token, role in ((AUDITOR, "auditor"), (OPERATOR, "operator")):
+        with signed_in(console, token) as client:
+            answer = client.get("/console")
+            assert answer.status_code == 200
+            assert f'<span class="who">{role}</span>' in answer.text
+            assert "Self-test" in answer.text and "Dead letters" in answer.text
+            csp = answer.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "script-src" not in csp
+            assert client.get("/console/static/console.css").status_code == 200
+
+
+def test_an_order_is_found_by_id_and_by_email_never_listing_the_address(
+    console: ServerProcess,
+) -> None:
+    with signed_in(console, AUDITOR) as client:
+        by_id = page(client, "/console/orders?q=c-1")
+        assert 'href="/console/orders/c-1"' in by_id.text
+        by_email = page(client, "/console/orders?q=Console.Person@example.com")
+        assert 'href="/console/orders/c-1"' in by_email.text
+        assert "keyed hash" in by_email.text
+        assert "console.person@example.com" not in by_email.text.replace("Console.Person", "")
+        nothing = client.get("/console/orders?q=nobody@example.com")
+        assert 'href="/console/orders/' not in nothing.text
+
+
+def test_the_timeline_masks_personal_values_for_the_auditor_and_escapes_everything(
+    console: ServerProcess,
+) -> None:
+    with signed_in(console, AUDITOR) as client:
+        auditor = page(client, "/console/orders/c-1").text
+    assert "order.created" in auditor and "verification.approved" in auditor
+    assert "chain intact" in auditor
+    assert "Solveig" not in auditor and "console.person@example.com" not in auditor
+    assert "shown to operators" in auditor
+    assert "<script>" not in auditor and "&lt;script&gt;" in auditor
+    with signed_in(console, OPERATOR) as client:
+        operator = page(client, "/console/orders/c-1").text
+    assert "Solveig" in operator and "console.person@example.com" in operator
+    assert "<script>" not in operator and "<b>bold</b>" not in operator
+
+
+def test_forms_from_another_site_or_without_the_csrf_token_are_refused(
+    console: ServerProcess,
+) -> None:
+    with signed_in(console, OPERATOR) as client:
+        cross = client.post("/console/sign-out", data={"csrf": "x"},
+                            headers={"Origin": "https://evil.example"})  # fmt: skip
+        assert cross.status_code == 401
+        fetched = client.post("/console/sign-in", data={"token": OPERATOR},
+                              headers={"Sec-Fetch-Site": "cross-site"})  # fmt: skip
+        assert fetched.status_code == 401
+        no_token = client.post("/console/sign-out", data={})
+        assert no_token.status_code == 401
+        assert client.get("/console").status_code == 200  # still signed in
