@@ -73,6 +73,9 @@ def test_each_role_signs_in_and_reads_the_overview(console: ServerProcess) -> No
             assert answer.status_code == 200
             assert f'<span class="who">{role}</span>' in answer.text
             assert "Self-test" in answer.text and "Dead letters" in answer.text
+            # Each subsystem's state and reason, as /__selftest gives them.
+            assert '<th scope="row">ledger</th><td class="state state-' in answer.text
+            assert '<td class="state state-"></td>' not in answer.text
             csp = answer.headers["content-security-policy"]
             assert "default-src 'none'" in csp and "script-src" not in csp
             assert client.get("/console/static/console.css").status_code == 200

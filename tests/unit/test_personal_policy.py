@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from events.json_paths import parse_path
 from hookledger.samples import SAMPLES
 from personal.policy import (
+    ANCHORS,
     DEFAULT_POLICY_FILE,
     Finder,
     PersonalPolicyError,
@@ -38,6 +39,12 @@ retentions = st.builds(Retention, st.sampled_from([timedelta(0), timedelta(days=
                        st.sampled_from(["recorded", "countdown_closed"]))  # fmt: skip
 
 
+def strength(retention: Retention) -> tuple[Any, int]:
+    """The documented order: the shorter keep first, then the one counted from
+    the recording (it never ends later)."""
+    return retention.keep, ANCHORS.index(retention.anchor)
+
+
 def reference(value: Any, rules: list[tuple[tuple[str, ...], Retention]]) -> list[Any]:
     """Every concrete path a pattern matches (not descending into a match), with
     the strongest retention of the patterns that match it."""
@@ -54,7 +61,7 @@ def reference(value: Any, rules: list[tuple[tuple[str, ...], Retention]]) -> lis
             names = (*(str(p) for p in path), name)
             matching = [r for p, r in rules if glob_match(p, names)]
             if matching:
-                found.append(((*path, key), min(matching)))
+                found.append(((*path, key), min(matching, key=strength)))
             else:
                 visit(child, (*path, key))
 

@@ -1,0 +1,166 @@
+"""The console in a real browser: Debian's chromium, headless, driven by
+Selenium against a real server with real data. Each role signs in through the
+form; an order is found by id and by e-mail and its timeline read; the pages
+are used with the keyboard alone; axe-core finds no WCAG 2 A/AA violation
+(contrast included); a body full of HTML and script runs nothing; a forged
+session is sent back to sign in. Screenshots of each page go to
+``HOOKLEDGER_CONSOLE_SCREENSHOTS`` when it names a folder (docs/console holds
+the README's)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from tests.browser import CHROMEDRIVER, CHROMIUM, axe_script, chromium_or_reason
+from tests.e2e.test_console import AUDITOR, OPERATOR
+from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff, wait_for
+from tests.support import ServerProcess
+
+HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    reason = chromium_or_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", "--disable-gpu"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    found = axe_script()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found.read_text()
+
+
+@pytest.fixture(scope="module")
+def site(shared_database_url: str) -> Iterator[ServerProcess]:
+    settings = {"HOOKLEDGER_OPERATOR_TOKENS": OPERATOR, "HOOKLEDGER_AUDITOR_TOKENS": AUDITOR,
+                "HOOKLEDGER_BACKGROUND": "true"}  # fmt: skip
+    server = ServerProcess(shared_database_url, env=settings).start()
+    for n in range(3):
+        body = order_body(f"b-{n}", customerEmail=f"browser.{n}@example.com", note=HOSTILE)
+        assert send_post_purchase(server.url, body).status_code == 200
+    decision = decision_body("b-0")
+    decision["verification"]["person"] = {"firstName": HOSTILE, "dateOfBirth": "1975-06-07"}
+    assert send_veriff(server.url, decision).status_code == 200
+    yield server
+    server.stop()
+
+
+def shot(driver: webdriver.Chrome, name: str) -> None:
+    folder = os.environ.get("HOOKLEDGER_CONSOLE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+
+
+def sign_in(driver: webdriver.Chrome, site: ServerProcess, token: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(site.url + "/console")
+    assert driver.current_url.endswith("/console/sign-in")
+    field = driver.find_element(By.ID, "token")
+    field.send_keys(token)
+    field.send_keys(Keys.ENTER)  # the keyboard alone: no click
+    wait_for(lambda: driver.current_url.endswith("/console"), 10)
+
+
+def violations(driver: webdriver.Chrome, axe: str) -> list[dict[str, Any]]:
+    driver.execute_script(axe)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
+        ".then(r => done(r.violations.map(v => ({id: v.id, nodes: v.nodes.length}))));"
+    )
+    return list(result)
+
+
+def no_script_ran(driver: webdriver.Chrome) -> None:
+    with pytest.raises(NoAlertPresentException):
+        _ = driver.switch_to.alert.text
+    assert driver.execute_script("return window.pwned === undefined")
+
+
+def test_each_role_signs_in_finds_an_order_and_reads_its_timeline(
+    browser: webdriver.Chrome, site: ServerProcess, axe: str
+) -> None:
+    for token, role in ((AUDITOR, "auditor"), (OPERATOR, "operator")):
+        sign_in(browser, site, token)
+        assert browser.find_element(By.CLASS_NAME, "who").text == role
+        assert "Self-test" in browser.find_element(By.TAG_NAME, "h2").text
+        assert violations(browser, axe) == []
+        shot(browser, f"overview-{role}")
+
+        browser.get(site.url + "/console/orders")
+        search = browser.find_element(By.ID, "q")
+        search.send_keys("b-0", Keys.ENTER)
+        wait_for(lambda: browser.find_elements(By.LINK_TEXT, "b-0"), 10)
+        assert violations(browser, axe) == []
+        browser.find_element(By.ID, "q").clear()
+        browser.find_element(By.ID, "q").send_keys("Browser.1@example.com", Keys.ENTER)
+        wait_for(lambda: browser.find_elements(By.LINK_TEXT, "b-1"), 10)
+        assert "browser.1@example.com" not in browser.page_source
+        shot(browser, f"orders-{role}")
+
+        browser.find_element(By.LINK_TEXT, "b-1").click()
+        browser.get(site.url + "/console/orders/b-0")
+        timeline = browser.find_element(By.CLASS_NAME, "timeline").text
+        assert "order.created" in timeline and "verification.approved" in timeline
+        assert "chain intact" in browser.page_source
+        for details in browser.find_elements(By.TAG_NAME, "summary"):
+            details.click()
+        bodies = " ".join(p.text for p in browser.find_elements(By.TAG_NAME, "pre"))
+        assert ("1975-06-07" in bodies) == (role == "operator")
+        assert "<script>" in bodies  # shown as text, never run
+        no_script_ran(browser)
+        assert violations(browser, axe) == []
+        shot(browser, f"timeline-{role}")
+
+
+def test_the_keyboard_reaches_every_control_in_order(
+    browser: webdriver.Chrome, site: ServerProcess
+) -> None:
+    sign_in(browser, site, OPERATOR)
+    browser.get(site.url + "/console/orders")
+    reached = []
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    for _ in range(12):
+        active = browser.switch_to.active_element
+        reached.append(active.get_attribute("id") or active.text or active.tag_name)
+        active.send_keys(Keys.TAB)
+    assert {"q", "status", "Search", "Orders", "Sign out"} <= set(reached), reached
+
+
+def test_a_forged_session_or_a_signed_out_one_is_sent_back_to_sign_in(
+    browser: webdriver.Chrome, site: ServerProcess
+) -> None:
+    sign_in(browser, site, AUDITOR)
+    browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    wait_for(lambda: browser.current_url.endswith("/console/sign-in"), 10)
+    browser.get(site.url + "/console")
+    assert browser.current_url.endswith("/console/sign-in")
+    browser.add_cookie({"name": "hookledger_console", "value": "e30.forged", "path": "/console"})
+    browser.get(site.url + "/console")
+    assert browser.current_url.endswith("/console/sign-in")
+    shot(browser, "sign-in")
