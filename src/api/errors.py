@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException
 from api.rejections import (
     BadQuery,
     BodyTooLarge,
+    Forbidden,
     MalformedBody,
     NotFound,
     RateLimited,
@@ -41,6 +42,7 @@ STATUS: dict[type[HookledgerError], int] = {
     BadQuery: 400,
     SignatureRejected: 401,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     RateLimited: 429,
     BodyTooLarge: 413,

@@ -31,6 +31,12 @@ class Unauthorized(InputError):
     code = "unauthorized"
 
 
+class Forbidden(InputError):
+    """Signed in, but the role may not do this (an auditor asking to act) (403)."""
+
+    code = "forbidden"
+
+
 class NotFound(InputError):
     """Unknown provider, unknown order (404)."""
 

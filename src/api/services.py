@@ -68,5 +68,9 @@ class Services:
         Callable[[str, str, str], Awaitable[tuple[list[dict[str, Any]], bool]]] | None
     ) = None
     order_history: Callable[[str], Awaitable[tuple[list[dict[str, Any]], str]]] | None = None
+    # Dead letters, and an operator's retry of one (key, who, from which
+    # address): queued again and recorded in the ledger; False if not dead.
+    dead_letters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    retry_dead_letter: Callable[[str, str, str], Awaitable[bool]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -28,3 +28,11 @@ WHERE (%s::text[] IS NULL OR o.order_id = ANY(%s::text[]))
   AND o.order_id > %s::text
 ORDER BY o.order_id
 LIMIT %s
+
+-- name: requeue_dead
+-- scheduler/actions' requeue, answering what the ledger records of it.
+UPDATE actions
+SET state = 'pending', attempts = 0, retries = retries + 1,
+    next_attempt_at = now(), updated_at = now()
+WHERE key = %s AND state = 'dead'
+RETURNING order_id, kind, retries, last_error

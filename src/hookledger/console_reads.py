@@ -4,18 +4,27 @@ orders by id, e-mail (keyed hash) or status, an order's history."""
 
 from __future__ import annotations
 
+import logging
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from events.appender import write
+from events.chain import format_time
 from events.connector import Database
 from events.errors import ChainBroken
 from events.evidence import event_view
-from events.model import ORDER_STREAM_PREFIX
+from events.model import ORDER_STREAM_PREFIX, NewEvent
 from events.queries import load
 from events.store import read_stream, verify_chains
 from personal.erasure import subjects_for_email
+from scheduler.actions.queries import QUERIES as ACTIONS
+from scheduler.actions.queue import dead_letters
 
+log = logging.getLogger(__name__)
 QUERIES = load(Path(__file__).with_name("console.sql"))
 PAGE = 50
 
@@ -61,6 +70,42 @@ class ConsoleReads:
              "total": r[4], "currency": r[5]}
             for r in rows
         ], by_email  # fmt: skip
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """The actions that gave up, oldest first."""
+        return [
+            {"key": d.key, "kind": d.kind, "order_id": d.order_id, "attempts": d.attempts,
+             "retries": d.retries, "last_error": d.last_error,
+             "updated_at": format_time(d.updated_at)}
+            for d in await dead_letters(self._db)
+        ]  # fmt: skip
+
+    async def retry(self, key: str, who: str, address: str) -> bool:
+        """Queue a dead action again and record who did it, from where, in the
+        order's stream, in one transaction; False if it is not dead."""
+        async with self._db.transaction() as session:
+            row = await session.fetch_one(QUERIES["requeue_dead"], (key,))
+            if row is None:
+                return False
+            order_id, kind, retries, error = row
+            body = {"action": "retry", "key": key, "kind": kind, "retry": retries,
+                    "last_error": error, "by": who, "from": address,
+                    "at": format_time(datetime.now(UTC))}  # fmt: skip
+            raw = msgspec.json.encode(body)
+            event = NewEvent(
+                provider="hookledger",
+                event_id=f"operator.retry:{key}:{retries}",
+                stream=ORDER_STREAM_PREFIX + order_id,
+                type="operator.retried",
+                payload_json=raw,
+                raw=raw,
+                metadata={"by": who, "from": address},
+            )
+            await write(session, [event])
+            await session.execute(ACTIONS["notify_enqueued"])
+        log.info("operator retried a dead letter",
+                 extra={"key": key[:200], "by": who, "from": address})  # fmt: skip
+        return True
 
     async def history(self, order_id: str) -> tuple[list[dict[str, Any]], str]:
         """The order's events as the audit read shows them, and its chain's state."""

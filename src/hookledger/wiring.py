@@ -90,6 +90,8 @@ def build_services(
         console_overview=console.overview,
         console_orders=console.orders,
         order_history=console.history,
+        dead_letters=console.dead_letters,
+        retry_dead_letter=console.retry,
         erase=partial(erase_request, db),
         operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,

@@ -11,9 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import psycopg
 import pytest
 
-from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff
+from tests.e2e_helpers import (
+    decision_body,
+    order_body,
+    send_post_purchase,
+    send_veriff,
+    wait_for,
+)
 from tests.support import ServerProcess
 
 OPERATOR = "operator-console-token"
@@ -124,3 +131,46 @@ def test_forms_from_another_site_or_without_the_csrf_token_are_refused(
         no_token = client.post("/console/sign-out", data={})
         assert no_token.status_code == 401
         assert client.get("/console").status_code == 200  # still signed in
+
+
+def dead_letter(database_url: str, key: str) -> None:
+    """An action that gave up (its provider refused it five times)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO actions (key, kind, order_id, trigger_event_id, params, state, attempts,"
+            " last_error) VALUES (%s, 'refund', 'c-1', 'countdown.closed:c-1',"
+            ' \'{"amount": "59.9", "currency": "EUR"}\', \'dead\', 5, \'provider said 500\')',
+            (key,),
+        )
+
+
+def action_state(database_url: str, key: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT state FROM actions WHERE key = %s", (key,)).fetchone()
+    return str(row[0]) if row else "?"
+
+
+def test_an_operator_retries_a_dead_letter_and_the_ledger_records_who(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    key = "refund:console-test"
+    dead_letter(shared_database_url, key)
+    with signed_in(console, AUDITOR) as auditor:
+        listed = auditor.get("/console/dead-letters")
+        assert key in listed.text and "provider said 500" in listed.text
+        assert 'action="/console/dead-letters/retry"' not in listed.text  # no button to press
+        csrf = auditor.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
+        refused = auditor.post("/console/dead-letters/retry", data={"csrf": csrf, "key": key})
+        assert refused.status_code == 403
+    assert action_state(shared_database_url, key) == "dead"
+    with signed_in(console, OPERATOR) as operator:
+        page_ = operator.get("/console/dead-letters")
+        csrf = page_.text.split('name="csrf" value="')[1].split('"')[0]
+        done = operator.post("/console/dead-letters/retry", data={"csrf": csrf, "key": key})
+        assert done.status_code == 303 and "queued%20again" in done.headers["location"]
+        # Safe mode: the retried refund is recorded as a dry run, and counts as done.
+        assert wait_for(lambda: action_state(shared_database_url, key) == "done", 20)
+        timeline = page(operator, "/console/orders/c-1").text
+        assert "operator.retried" in timeline and "operator token" in timeline
+        again = operator.post("/console/dead-letters/retry", data={"csrf": csrf, "key": key})
+        assert again.status_code == 404

@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser import CHROMEDRIVER, CHROMIUM, axe_script, chromium_or_reason
-from tests.e2e.test_console import AUDITOR, OPERATOR
+from tests.e2e.test_console import AUDITOR, OPERATOR, action_state, dead_letter
 from tests.e2e_helpers import decision_body, order_body, send_post_purchase, send_veriff, wait_for
 from tests.support import ServerProcess
 
@@ -164,3 +164,23 @@ def test_a_forged_session_or_a_signed_out_one_is_sent_back_to_sign_in(
     browser.get(site.url + "/console")
     assert browser.current_url.endswith("/console/sign-in")
     shot(browser, "sign-in")
+
+
+def test_an_operator_retries_a_dead_letter_with_a_click_and_an_auditor_cannot(
+    browser: webdriver.Chrome, site: ServerProcess, axe: str, shared_database_url: str
+) -> None:
+    key = "refund:browser-test"
+    dead_letter(shared_database_url, key)
+    sign_in(browser, site, AUDITOR)
+    browser.get(site.url + "/console/dead-letters")
+    assert key in browser.page_source
+    assert not browser.find_elements(By.XPATH, "//button[text()='Retry']")
+    assert violations(browser, axe) == []
+    sign_in(browser, site, OPERATOR)
+    browser.get(site.url + "/console/dead-letters")
+    shot(browser, "dead-letters-operator")
+    browser.find_element(By.XPATH, "//button[text()='Retry']").click()
+    wait_for(lambda: browser.find_elements(By.CLASS_NAME, "done"), 10)
+    assert "queued again" in browser.find_element(By.CLASS_NAME, "done").text
+    assert violations(browser, axe) == []
+    assert wait_for(lambda: action_state(shared_database_url, key) == "done", 20)

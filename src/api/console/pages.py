@@ -9,6 +9,7 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
@@ -28,7 +29,7 @@ from api.console.session import (
     secure_cookie,
     unseal,
 )
-from api.rejections import NotFound
+from api.rejections import Forbidden, NotFound
 from api.services import Services
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -50,7 +51,8 @@ def console_router() -> Router:
     static = create_static_files_router(path="/console/static", directories=[STATIC],
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
-                                            order, static], include_in_schema=False)  # fmt: skip
+                                            order, dead_letters, retry, static],
+                  include_in_schema=False)  # fmt: skip
 
 
 def _services(request: AnyRequest) -> Services:
@@ -178,3 +180,39 @@ async def order(request: AnyRequest, order_id: str) -> Template | Redirect:
         event["shown"] = json.dumps(payload, indent=2, ensure_ascii=False)
     return _page("order.html", {"viewer": viewer, "order_id": order_id, "status": status or {},
                                 "events": events, "chain": chain})  # fmt: skip
+
+
+@get("/console/dead-letters")
+async def dead_letters(request: AnyRequest) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    letters = await services.dead_letters() if services.dead_letters else []
+    kinds = sorted({letter["kind"] for letter in letters})
+    kind = request.query_params.get("kind", "")
+    shown = [letter for letter in letters if not kind or letter["kind"] == kind]
+    done = request.query_params.get("done", "")[:300]
+    return _page("dead_letters.html", {"viewer": viewer, "letters": shown, "kinds": kinds,
+                                       "kind": kind, "done": done})  # fmt: skip
+
+
+@post("/console/dead-letters/retry", status_code=303)
+async def retry(request: AnyRequest) -> Redirect:
+    same_origin(request)
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    form = await request.form()
+    check_csrf(viewer, str(form.get("csrf") or ""))
+    if not viewer.may_act:
+        raise Forbidden("an auditor reads; only an operator may retry")
+    services = _services(request)
+    key = str(form.get("key") or "")[:500]
+    if services.retry_dead_letter is None or "\x00" in key:
+        raise NotFound(f"no dead letter {key!r}")
+    address = request.client.host if request.client else "unknown"
+    if not await services.retry_dead_letter(key, viewer.who, address):
+        raise NotFound(f"no dead letter {key!r} (retried already, or never dead)")
+    done = quote(f"{key} queued again; recorded in the ledger as retried by {viewer.who}")
+    return Redirect(f"/console/dead-letters?done={done}", status_code=303, headers=HEADERS)
