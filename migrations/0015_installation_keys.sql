@@ -6,9 +6,18 @@ CREATE TABLE installation_keys (
     key   bytea NOT NULL CHECK (length(key) >= 32)
 );
 
+-- One-time sign-in links to the console (the embedded database's local
+-- operator: `serve` prints one). Only the token's SHA-256 is kept.
+CREATE TABLE console_links (
+    token_sha256  bytea PRIMARY KEY,
+    expires_at    timestamptz NOT NULL,
+    used_at       timestamptz
+);
+
 DO $$
 BEGIN
     GRANT SELECT, INSERT ON installation_keys TO hookledger_writer;
+    GRANT SELECT, INSERT, UPDATE ON console_links TO hookledger_writer;
 EXCEPTION
     WHEN undefined_object OR insufficient_privilege THEN
         RAISE NOTICE 'installation_keys not granted to hookledger_writer: %', SQLERRM;

@@ -71,6 +71,8 @@ class Services:
     # Dead letters, and an operator's retry of one (key, who, from which
     # address): queued again and recorded in the ledger; False if not dead.
     dead_letters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    # A one-time sign-in link's token redeemed (True once, if valid).
+    redeem_link: Callable[[str], Awaitable[bool]] | None = None
     retry_dead_letter: Callable[[str, str, str], Awaitable[bool]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

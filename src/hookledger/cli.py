@@ -393,6 +393,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             shape += ", no background work"
         print(f"hookledger listening on http://{args.host}:{args.port} (database: {where}; "
               f"{shape})", flush=True)  # fmt: skip
+        if settings.embedded:
+            # The local operator signs in to the console without a token to set.
+            token = asyncio.run(_one_time_link(url))
+            print(f"console: http://{args.host}:{args.port}/console/sign-in?once={token} "
+                  "(operator; one use, within 15 minutes)", flush=True)  # fmt: skip
         # uvicorn drains on SIGTERM, then re-raises it: turn that into a normal
         # exit so the embedded Postgres below is stopped too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -421,6 +426,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             if side is not None:
                 side.stop()
     return 0
+
+
+async def _one_time_link(url: str) -> str:
+    from hookledger.console_reads import ConsoleReads
+
+    async with _database(url, migrate=True) as db:
+        return await ConsoleReads(db).make_link()
 
 
 def default_workers(environ: Mapping[str, str]) -> int:

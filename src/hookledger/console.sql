@@ -36,3 +36,14 @@ SET state = 'pending', attempts = 0, retries = retries + 1,
     next_attempt_at = now(), updated_at = now()
 WHERE key = %s AND state = 'dead'
 RETURNING order_id, kind, retries, last_error
+
+-- name: make_link
+INSERT INTO console_links (token_sha256, expires_at)
+VALUES (sha256(convert_to(%s, 'UTF8')), now() + make_interval(secs => %s))
+RETURNING true
+
+-- name: redeem_link
+-- A link works once, before it expires.
+UPDATE console_links SET used_at = now()
+WHERE token_sha256 = sha256(convert_to(%s, 'UTF8')) AND used_at IS NULL AND expires_at > now()
+RETURNING true

@@ -27,6 +27,7 @@ from scheduler.actions.queue import dead_letters
 log = logging.getLogger(__name__)
 QUERIES = load(Path(__file__).with_name("console.sql"))
 PAGE = 50
+LINK_SECONDS = 15 * 60
 
 
 class ConsoleReads:
@@ -45,6 +46,16 @@ class ConsoleReads:
             assert row is not None  # made just above
             self._key = bytes(row[0])
         return self._key
+
+    async def make_link(self, lifetime_seconds: int = LINK_SECONDS) -> str:
+        """A one-time sign-in token for the local operator (only its digest kept)."""
+        token = secrets.token_urlsafe(24)
+        await self._db.fetch_all(QUERIES["make_link"], (token, lifetime_seconds))
+        return token
+
+    async def redeem_link(self, token: str) -> bool:
+        """Whether ``token`` is a link's, unused and unexpired (it is used now)."""
+        return bool(await self._db.fetch_all(QUERIES["redeem_link"], (token,)))
 
     async def overview(self) -> dict[str, Any]:
         row = await self._db.fetch_one(QUERIES["overview"])

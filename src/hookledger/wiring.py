@@ -92,6 +92,7 @@ def build_services(
         order_history=console.history,
         dead_letters=console.dead_letters,
         retry_dead_letter=console.retry,
+        redeem_link=console.redeem_link,
         erase=partial(erase_request, db),
         operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,

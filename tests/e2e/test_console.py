@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -174,3 +175,22 @@ def test_an_operator_retries_a_dead_letter_and_the_ledger_records_who(
         assert "operator.retried" in timeline and "operator token" in timeline
         again = operator.post("/console/dead-letters/retry", data={"csrf": csrf, "key": key})
         assert again.status_code == 404
+
+
+def test_serve_on_the_embedded_database_prints_a_one_time_operator_link(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess("", env={"HOOKLEDGER_DATA_DIR": str(tmp_path / "data")}).start(60)
+    try:
+        line = next(x for x in server.output().splitlines() if x.startswith("console: "))
+        link = line.split()[1]
+        assert "/console/sign-in?once=" in link
+        with httpx.Client(timeout=10) as browser:
+            first = browser.get(link)
+            assert first.status_code == 303 and first.headers["location"] == "/console"
+            overview = browser.get(server.url + "/console")
+            assert '<span class="who">operator</span>' in overview.text
+        again = httpx.get(link, timeout=10)  # a link works once
+        assert again.status_code == 401 and "used already" in again.text
+    finally:
+        server.stop()

@@ -77,8 +77,23 @@ def _to_sign_in() -> Redirect:
 
 
 @get("/console/sign-in")
-async def sign_in_page(request: AnyRequest) -> Template:
+async def sign_in_page(request: AnyRequest) -> Template | Redirect:
+    services = _services(request)
+    once = request.query_params.get("once", "")[:100]
+    if once and services.redeem_link is not None and services.console_key is not None:
+        if await services.redeem_link(once):
+            session = new_session("operator", once, who="local operator (one-time link)")
+            return _signed_in(request, session, await services.console_key())
+        problem = "That sign-in link was used already or has expired."
+        return _page("sign_in.html", {"viewer": None, "problem": problem}, status=401)
     return _page("sign_in.html", {"viewer": None, "problem": None})
+
+
+def _signed_in(request: AnyRequest, session: Session, key: bytes) -> Redirect:
+    cookie = Cookie(key=COOKIE, value=seal(session, key), httponly=True, samesite="strict",
+                    secure=secure_cookie(request), max_age=LIFETIME_SECONDS,
+                    path="/console")  # fmt: skip
+    return Redirect("/console", status_code=303, cookies=[cookie], headers=HEADERS)
 
 
 @post("/console/sign-in", status_code=303)
@@ -91,11 +106,7 @@ async def sign_in(request: AnyRequest) -> Redirect | Template:
     if role is None or services.console_key is None:
         problem = "That token opens nothing here." if token else "Enter a token."
         return _page("sign_in.html", {"viewer": None, "problem": problem}, status=401)
-    session = new_session(role, token)
-    cookie = Cookie(key=COOKIE, value=seal(session, await services.console_key()),
-                    httponly=True, samesite="strict", secure=secure_cookie(request),
-                    max_age=LIFETIME_SECONDS, path="/console")  # fmt: skip
-    return Redirect("/console", status_code=303, cookies=[cookie], headers=HEADERS)
+    return _signed_in(request, new_session(role, token), await services.console_key())
 
 
 @post("/console/sign-out", status_code=303)

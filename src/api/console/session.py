@@ -54,11 +54,15 @@ def role_of(token: str, operators: SecretValues, auditors: SecretValues) -> Role
     return None
 
 
-def new_session(role: Role, token: str, now: float | None = None) -> Session:
-    """A fresh session for a token that signed in."""
+def new_session(
+    role: Role, token: str, now: float | None = None, who: str | None = None
+) -> Session:
+    """A fresh session for a token that signed in (``who``: how it is named in
+    the ledger; by default the role and the token's fingerprint)."""
     fingerprint = hashlib.sha256(token.strip().encode()).hexdigest()[:12]
     return Session(role=role, expires=int((now or time.time()) + LIFETIME_SECONDS),
-                   csrf=secrets.token_urlsafe(24), who=f"{role} token {fingerprint}")  # fmt: skip
+                   csrf=secrets.token_urlsafe(24),
+                   who=who or f"{role} token {fingerprint}")  # fmt: skip
 
 
 def seal(session: Session, key: bytes) -> str:
