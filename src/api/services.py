@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from api.console.iap import IapVerifier
 from api.metrics import Gauge, Metrics
 from api.providers.base import Adapter, FixedSecret, SecretValues
 from api.rate_limit import SignatureLimiter
@@ -71,6 +72,8 @@ class Services:
     # Dead letters, and an operator's retry of one (key, who, from which
     # address): queued again and recorded in the ledger; False if not dead.
     dead_letters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    # Behind Identity-Aware Proxy: who its signed header says the viewer is.
+    iap: IapVerifier | None = None
     # A one-time sign-in link's token redeemed (True once, if valid).
     redeem_link: Callable[[str], Awaitable[bool]] | None = None
     retry_dead_letter: Callable[[str, str, str], Awaitable[bool]] | None = None

@@ -61,6 +61,13 @@ class Settings(msgspec.Struct, frozen=True):
     # Bearer token(s) that sign in to the console as an auditor: reads
     # everything, changes nothing (secret).
     auditor_tokens: str = ""
+    # Behind Identity-Aware Proxy (Cloud Run): the backend's audience
+    # ("/projects/NUMBER/global/backendServices/ID"; empty: IAP's header is not
+    # read), where IAP's keys are published, and which e-mails get which role.
+    iap_audience: str = ""
+    iap_keys_url: str = "https://www.gstatic.com/iap/verify/public_key"
+    operator_emails: str = ""
+    auditor_emails: str = ""
     safe_mode: bool = True
     log_level: str = "INFO"  # one of LOG_LEVELS
     group_commit: bool = True

@@ -17,6 +17,7 @@ import msgspec
 from litestar import Litestar
 
 from api.app import create_app
+from api.console.iap import IapVerifier
 from api.metrics import Metrics
 from api.providers import BUILT_IN
 from api.providers.base import Adapter
@@ -93,6 +94,7 @@ def build_services(
         dead_letters=console.dead_letters,
         retry_dead_letter=console.retry,
         redeem_link=console.redeem_link,
+        iap=_iap(settings),
         erase=partial(erase_request, db),
         operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,
@@ -155,6 +157,15 @@ def build_services(
     services.on_startup.append(start)
     services.on_shutdown.append(stop)
     return services
+
+
+def _iap(settings: Settings) -> IapVerifier | None:
+    """The IAP header's verifier, when an audience is set."""
+    if not settings.iap_audience:
+        return None
+    return IapVerifier(settings.iap_audience, settings.iap_keys_url,
+                       set(settings.operator_emails.replace(",", " ").split()),
+                       set(settings.auditor_emails.replace(",", " ").split()))  # fmt: skip
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:
