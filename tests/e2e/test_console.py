@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.e2e.test_proofs import KEY_PEM, ORIGIN
 from tests.e2e_helpers import (
     decision_body,
     order_body,
@@ -31,7 +32,8 @@ AUDITOR = "auditor-console-token"
 @pytest.fixture(scope="module")
 def console(shared_database_url: str) -> Iterator[ServerProcess]:
     settings = {"HOOKLEDGER_OPERATOR_TOKENS": OPERATOR, "HOOKLEDGER_AUDITOR_TOKENS": AUDITOR,
-                "HOOKLEDGER_BACKGROUND": "true"}  # fmt: skip
+                "HOOKLEDGER_BACKGROUND": "true", "HOOKLEDGER_CHECKPOINT_KEY": KEY_PEM,
+                "HOOKLEDGER_CHECKPOINT_ORIGIN": ORIGIN}  # fmt: skip
     server = ServerProcess(shared_database_url, env=settings).start()
     body = order_body("c-1", customerEmail="console.person@example.com",
                       note="<script>alert('x')</script><b>bold</b>")  # fmt: skip
@@ -115,6 +117,15 @@ def test_the_timeline_masks_personal_values_for_the_auditor_and_escapes_everythi
     assert "<script>" not in auditor and "&lt;script&gt;" in auditor
     with signed_in(console, OPERATOR) as client:
         operator = page(client, "/console/orders/c-1").text
+        assert "Countdown: " in operator and "Reminders: " in operator
+        # 503 until the tree (which follows the ledger each second) has the order.
+        download = wait_for(
+            lambda: (d := client.get("/console/orders/c-1/evidence")).status_code == 200 and d,
+            20,
+        )
+        assert download, "no evidence within 20 s"
+        assert "attachment" in download.headers["content-disposition"]
+        assert download.json()["stream"] == "order-c-1"
     assert "Solveig" in operator and "console.person@example.com" in operator
     assert "<script>" not in operator and "<b>bold</b>" not in operator
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
 from litestar.router import Router
@@ -33,7 +33,9 @@ from api.console.session import (
     unseal,
 )
 from api.rejections import Forbidden, NotFound
+from api.routes.proofs import evidence_of
 from api.services import Services
+from events.model import ORDER_STREAM_PREFIX
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -54,7 +56,7 @@ def console_router() -> Router:
     static = create_static_files_router(path="/console/static", directories=[STATIC],
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
-                                            order, dead_letters, retry, static],
+                                            order, evidence, dead_letters, retry, static],
                   include_in_schema=False)  # fmt: skip
 
 
@@ -237,3 +239,19 @@ async def retry(request: AnyRequest) -> Redirect:
         raise NotFound(f"no dead letter {key!r} (retried already, or never dead)")
     done = quote(f"{key} queued again; recorded in the ledger as retried by {viewer.who}")
     return Redirect(f"/console/dead-letters?done={done}", status_code=303, headers=HEADERS)
+
+
+@get("/console/orders/{order_id:str}/evidence")
+async def evidence(request: AnyRequest, order_id: str) -> Response[bytes] | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    if "\x00" in order_id:
+        raise NotFound(f"no events for order {order_id!r}")
+    document = await evidence_of(_services(request), ORDER_STREAM_PREFIX + order_id)
+    if document is None:
+        raise NotFound(f"no events for order {order_id!r}")
+    name = quote(f"evidence-{order_id}.json")
+    attachment = {**HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{name}"}
+    return Response(json.dumps(document, indent=2).encode(), media_type="application/json",
+                    headers=attachment)  # fmt: skip
