@@ -14,8 +14,21 @@ CREATE TABLE console_links (
     used_at       timestamptz
 );
 
+-- Refused signatures by minute, provider and reason, for the console's
+-- "trouble" page (a burst of `mismatch` from one provider usually means its
+-- secret was rotated on one side only). Each intake process tallies them in
+-- memory and adds its counts every few seconds.
+CREATE TABLE signature_rejections (
+    minute    timestamptz NOT NULL,
+    provider  text NOT NULL,
+    reason    text NOT NULL,
+    count     bigint NOT NULL CHECK (count > 0),
+    PRIMARY KEY (minute, provider, reason)
+);
+
 DO $$
 BEGIN
+    GRANT SELECT, INSERT, UPDATE ON signature_rejections TO hookledger_writer;
     GRANT SELECT, INSERT ON installation_keys TO hookledger_writer;
     GRANT SELECT, INSERT, UPDATE ON console_links TO hookledger_writer;
 EXCEPTION

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -67,6 +68,7 @@ class Metrics:
 
     def __init__(self, *, multiprocess: bool = False) -> None:
         self.multiprocess = multiprocess
+        self.rejections_by_minute: dict[tuple[int, str, str], int] = {}
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
             "hookledger_webhooks",
@@ -202,7 +204,18 @@ class Metrics:
         """Count a refused delivery under its error code (and why, for a signature)."""
         self.webhooks.labels(provider, exc.code).inc()
         if isinstance(exc, SignatureRejected):
-            self.signature_rejections.labels(provider, reason_of(exc)).inc()
+            reason = reason_of(exc)
+            self.signature_rejections.labels(provider, reason).inc()
+            # By minute, for the console's trouble page (written by the
+            # composition root every few seconds).
+            minute = int(time.time()) // 60 * 60
+            key = (minute, provider, reason)
+            self.rejections_by_minute[key] = self.rejections_by_minute.get(key, 0) + 1
+
+    def take_rejections(self) -> dict[tuple[int, str, str], int]:
+        """The signature rejections tallied since the last call."""
+        taken, self.rejections_by_minute = self.rejections_by_minute, {}
+        return taken
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -72,6 +72,8 @@ class Services:
     # Dead letters, and an operator's retry of one (key, who, from which
     # address): queued again and recorded in the ledger; False if not dead.
     dead_letters: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+    # Refused signatures by provider, reason and hour; countdowns blocked.
+    trouble: Callable[[], Awaitable[dict[str, Any]]] | None = None
     # Behind Identity-Aware Proxy: who its signed header says the viewer is.
     iap: IapVerifier | None = None
     # A one-time sign-in link's token redeemed (True once, if valid).

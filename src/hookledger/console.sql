@@ -47,3 +47,34 @@ RETURNING true
 UPDATE console_links SET used_at = now()
 WHERE token_sha256 = sha256(convert_to(%s, 'UTF8')) AND used_at IS NULL AND expires_at > now()
 RETURNING true
+
+-- name: add_rejections
+-- One intake process's tally of refused signatures, added to the minutes'.
+INSERT INTO signature_rejections (minute, provider, reason, count)
+SELECT to_timestamp(m), p, r, c
+FROM unnest(%s::int8[], %s::text[], %s::text[], %s::int8[]) AS t(m, p, r, c)
+ON CONFLICT (minute, provider, reason)
+DO UPDATE SET count = signature_rejections.count + excluded.count
+
+-- name: rejections_by_hour
+-- Refused signatures of the last 24 hours by provider, reason and hour.
+SELECT provider, reason, to_char(date_trunc('hour', minute) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:00'),
+       sum(count)::int8
+FROM signature_rejections
+WHERE minute > now() - interval '24 hours'
+GROUP BY 1, 2, 3
+ORDER BY 3 DESC, 4 DESC
+LIMIT 200
+
+-- name: blocked_countdowns
+-- Orders whose reminder or refund waits or gave up because its provider fails:
+-- pending actions that have failed at least once, and dead ones, of orders
+-- whose countdown is running or expired.
+SELECT a.order_id, a.kind, a.state, a.attempts, a.last_error, c.state,
+       to_char(a.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+FROM actions AS a
+JOIN countdowns AS c USING (order_id)
+WHERE ((a.state = 'pending' AND a.attempts > 0) OR a.state = 'dead')
+  AND c.state IN ('running', 'expired')
+ORDER BY a.updated_at DESC
+LIMIT 200

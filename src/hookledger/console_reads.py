@@ -118,6 +118,28 @@ class ConsoleReads:
                  extra={"key": key[:200], "by": who, "from": address})  # fmt: skip
         return True
 
+    async def add_rejections(self, tally: dict[tuple[int, str, str], int]) -> None:
+        """Add one process's tally of refused signatures to the minutes'."""
+        if tally:
+            keys = list(tally)
+            columns = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                       [tally[k] for k in keys])  # fmt: skip
+            async with self._db.transaction() as session:
+                await session.execute(QUERIES["add_rejections"], columns)
+
+    async def trouble(self) -> dict[str, Any]:
+        """Refused signatures grouped by provider, reason and hour; countdowns
+        whose reminder or refund cannot go out."""
+        rejections = await self._db.fetch_all(QUERIES["rejections_by_hour"])
+        blocked = await self._db.fetch_all(QUERIES["blocked_countdowns"])
+        return {
+            "rejections": [{"provider": r[0], "reason": r[1], "hour": r[2], "count": int(r[3])}
+                           for r in rejections],
+            "blocked": [{"order_id": r[0], "kind": r[1], "state": r[2], "attempts": r[3],
+                         "last_error": r[4], "countdown": r[5], "updated_at": r[6]}
+                        for r in blocked],
+        }  # fmt: skip
+
     async def history(self, order_id: str) -> tuple[list[dict[str, Any]], str]:
         """The order's events as the audit read shows them, and its chain's state."""
         stream = ORDER_STREAM_PREFIX + order_id

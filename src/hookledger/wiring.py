@@ -26,6 +26,7 @@ from api.services import Services
 from api.task_auth import TaskAuth
 from events.appender import Appender, BatchObserver
 from events.connector import Database
+from events.errors import HookledgerError
 from events.tree import TREE_CONSUMER
 from hookledger import __version__, http_protocol
 from hookledger.background import Background, task_queue
@@ -52,6 +53,8 @@ log = logging.getLogger("hookledger")
 
 SENDGRID_API_KEY = "HOOKLEDGER_SENDGRID_API_KEY"
 AUTHORIZENET_TRANSACTION_KEY = "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
+# How often an intake process adds its tally of refused signatures to the database.
+REJECTIONS_EVERY_SECONDS = 5.0
 
 
 def build_services(
@@ -94,6 +97,7 @@ def build_services(
         dead_letters=console.dead_letters,
         retry_dead_letter=console.retry,
         redeem_link=console.redeem_link,
+        trouble=console.trouble,
         iap=_iap(settings),
         erase=partial(erase_request, db),
         operation_gauges=partial(operation_gauges, db),
@@ -128,6 +132,10 @@ def build_services(
             name="selftest-metrics",
         )
         running.push_async_callback(_cancelled, refresh)
+        tally = asyncio.create_task(
+            _keep_adding_rejections(metrics, console), name="signature-rejections"
+        )
+        running.push_async_callback(_cancelled, tally)
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
         # collections were the latency tail: p99 38 ms before, 22 ms after).
@@ -157,6 +165,20 @@ def build_services(
     services.on_startup.append(start)
     services.on_shutdown.append(stop)
     return services
+
+
+async def _keep_adding_rejections(metrics: Metrics, console: ConsoleReads) -> None:
+    """Every few seconds, this process's refused signatures by minute into the
+    database, for the console's trouble page (a lost write loses only counts,
+    which /metrics still has)."""
+    while True:
+        await asyncio.sleep(REJECTIONS_EVERY_SECONDS)
+        tally = metrics.take_rejections()
+        try:
+            await console.add_rejections(tally)
+        except HookledgerError as exc:
+            log.warning("signature rejections not recorded for the console",
+                        extra={"error": exc.detail, "minutes": len(tally)})  # fmt: skip
 
 
 def _iap(settings: Settings) -> IapVerifier | None:

@@ -205,3 +205,36 @@ def test_serve_on_the_embedded_database_prints_a_one_time_operator_link(
         assert again.status_code == 401 and "used already" in again.text
     finally:
         server.stop()
+
+
+def test_trouble_groups_refused_signatures_and_shows_blocked_countdowns(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    for _ in range(3):  # signed with a secret the service does not have: mismatch
+        refused = send_post_purchase(console.url, order_body("c-2"), secret="whsec_" + "A" * 32)
+        assert refused.status_code == 401
+    # An order whose countdown runs, and its reminder that gave up.
+    assert send_post_purchase(console.url, order_body("c-3")).status_code == 200
+
+    def running() -> bool:
+        with psycopg.connect(shared_database_url) as conn:
+            row = conn.execute("SELECT state FROM countdowns WHERE order_id = 'c-3'").fetchone()
+        return row is not None and row[0] == "running"
+
+    assert wait_for(running, 20)
+    with psycopg.connect(shared_database_url) as conn:
+        conn.execute(
+            "INSERT INTO actions (key, kind, order_id, trigger_event_id, params, state, attempts,"
+            " last_error) VALUES ('email.reminder:trouble', 'email.reminder', 'c-3', 't', '{}',"
+            " 'dead', 5, 'SendGrid answered 503')"
+        )
+    with signed_in(console, AUDITOR) as client:
+
+        def grouped() -> str | None:
+            text = client.get("/console/trouble").text
+            return text if "<td>mismatch</td>" in text else None
+
+        text = wait_for(grouped, 20)  # each process adds its tally every 5 s
+        assert text is not None, "the refused signatures never showed"
+        assert '<th scope="row">post-purchase</th><td>mismatch</td><td>3</td>' in text
+        assert "SendGrid answered 503" in text and "email.reminder" in text

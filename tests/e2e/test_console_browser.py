@@ -136,6 +136,11 @@ def test_each_role_signs_in_finds_an_order_and_reads_its_timeline(
         assert violations(browser, axe) == []
         shot(browser, f"timeline-{role}")
 
+        browser.get(site.url + "/console/trouble")
+        assert "Refused signatures" in browser.page_source
+        assert violations(browser, axe) == []
+        shot(browser, f"trouble-{role}")
+
 
 def test_the_keyboard_reaches_every_control_in_order(
     browser: webdriver.Chrome, site: ServerProcess

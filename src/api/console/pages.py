@@ -56,7 +56,8 @@ def console_router() -> Router:
     static = create_static_files_router(path="/console/static", directories=[STATIC],
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
-                                            order, evidence, dead_letters, retry, static],
+                                            order, evidence, dead_letters, retry, trouble,
+                                            static],
                   include_in_schema=False)  # fmt: skip
 
 
@@ -255,3 +256,13 @@ async def evidence(request: AnyRequest, order_id: str) -> Response[bytes] | Redi
     attachment = {**HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{name}"}
     return Response(json.dumps(document, indent=2).encode(), media_type="application/json",
                     headers=attachment)  # fmt: skip
+
+
+@get("/console/trouble")
+async def trouble(request: AnyRequest) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    found = await services.trouble() if services.trouble else {"rejections": [], "blocked": []}
+    return _page("trouble.html", {"viewer": viewer, "trouble": found})
