@@ -26,9 +26,19 @@ CREATE TABLE signature_rejections (
     PRIMARY KEY (minute, provider, reason)
 );
 
+-- Deliveries by minute, provider and outcome (recorded, idempotent, or the
+-- refusal's code), for the console's overview; tallied the same way.
+CREATE TABLE delivery_minutes (
+    minute    timestamptz NOT NULL,
+    provider  text NOT NULL,
+    outcome   text NOT NULL,
+    count     bigint NOT NULL CHECK (count > 0),
+    PRIMARY KEY (minute, provider, outcome)
+);
+
 DO $$
 BEGIN
-    GRANT SELECT, INSERT, UPDATE ON signature_rejections TO hookledger_writer;
+    GRANT SELECT, INSERT, UPDATE ON signature_rejections, delivery_minutes TO hookledger_writer;
     GRANT SELECT, INSERT ON installation_keys TO hookledger_writer;
     GRANT SELECT, INSERT, UPDATE ON console_links TO hookledger_writer;
 EXCEPTION

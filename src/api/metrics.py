@@ -69,6 +69,7 @@ class Metrics:
     def __init__(self, *, multiprocess: bool = False) -> None:
         self.multiprocess = multiprocess
         self.rejections_by_minute: dict[tuple[int, str, str], int] = {}
+        self.deliveries_by_minute: dict[tuple[int, str, str], int] = {}
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
             "hookledger_webhooks",
@@ -169,6 +170,7 @@ class Metrics:
     def accepted(self, provider: str, delivery: str, events: Iterable[str]) -> None:
         """Count a verified delivery by its outcome, and each of its events by theirs."""
         _series(self._deliveries, self.webhooks, provider, delivery).inc()
+        self._by_minute(provider, delivery)
         for kind in events:
             _series(self._events, self.webhook_events, provider, kind).inc()
 
@@ -203,6 +205,7 @@ class Metrics:
     def refused(self, provider: str, exc: HookledgerError) -> None:
         """Count a refused delivery under its error code (and why, for a signature)."""
         self.webhooks.labels(provider, exc.code).inc()
+        self._by_minute(provider, exc.code)
         if isinstance(exc, SignatureRejected):
             reason = reason_of(exc)
             self.signature_rejections.labels(provider, reason).inc()
@@ -212,9 +215,18 @@ class Metrics:
             key = (minute, provider, reason)
             self.rejections_by_minute[key] = self.rejections_by_minute.get(key, 0) + 1
 
+    def _by_minute(self, provider: str, outcome: str) -> None:
+        key = (int(time.time()) // 60 * 60, provider, outcome)
+        self.deliveries_by_minute[key] = self.deliveries_by_minute.get(key, 0) + 1
+
     def take_rejections(self) -> dict[tuple[int, str, str], int]:
         """The signature rejections tallied since the last call."""
         taken, self.rejections_by_minute = self.rejections_by_minute, {}
+        return taken
+
+    def take_deliveries(self) -> dict[tuple[int, str, str], int]:
+        """The deliveries tallied by minute, provider and outcome since the last call."""
+        taken, self.deliveries_by_minute = self.deliveries_by_minute, {}
         return taken
 
     def observe_batch(self, size: int, seconds: float) -> None:

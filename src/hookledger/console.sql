@@ -78,3 +78,20 @@ WHERE ((a.state = 'pending' AND a.attempts > 0) OR a.state = 'dead')
   AND c.state IN ('running', 'expired')
 ORDER BY a.updated_at DESC
 LIMIT 200
+
+-- name: add_deliveries
+INSERT INTO delivery_minutes (minute, provider, outcome, count)
+SELECT to_timestamp(m), p, o, c
+FROM unnest(%s::int8[], %s::text[], %s::text[], %s::int8[]) AS t(m, p, o, c)
+ON CONFLICT (minute, provider, outcome)
+DO UPDATE SET count = delivery_minutes.count + excluded.count
+
+-- name: deliveries_summary
+-- Deliveries per provider and outcome over the last hour and the last day.
+SELECT provider, outcome,
+       coalesce(sum(count) FILTER (WHERE minute > now() - interval '1 hour'), 0)::int8,
+       sum(count)::int8
+FROM delivery_minutes
+WHERE minute > now() - interval '24 hours'
+GROUP BY provider, outcome
+ORDER BY provider, outcome

@@ -60,8 +60,12 @@ class ConsoleReads:
     async def overview(self) -> dict[str, Any]:
         row = await self._db.fetch_one(QUERIES["overview"])
         due, dead, events, checkpoint = row if row else (0, 0, 0, None)
+        deliveries = [
+            {"provider": r[0], "outcome": r[1], "hour": int(r[2]), "day": int(r[3])}
+            for r in await self._db.fetch_all(QUERIES["deliveries_summary"])
+        ]
         return {"due_next_hour": int(due), "dead_letters": int(dead), "events": int(events),
-                "checkpoint": checkpoint}  # fmt: skip
+                "checkpoint": checkpoint, "deliveries": deliveries}  # fmt: skip
 
     async def orders(
         self, query: str, status: str, after: str
@@ -118,14 +122,20 @@ class ConsoleReads:
                  extra={"key": key[:200], "by": who, "from": address})  # fmt: skip
         return True
 
-    async def add_rejections(self, tally: dict[tuple[int, str, str], int]) -> None:
-        """Add one process's tally of refused signatures to the minutes'."""
-        if tally:
-            keys = list(tally)
-            columns = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-                       [tally[k] for k in keys])  # fmt: skip
-            async with self._db.transaction() as session:
-                await session.execute(QUERIES["add_rejections"], columns)
+    async def add_counts(
+        self,
+        rejections: dict[tuple[int, str, str], int],
+        deliveries: dict[tuple[int, str, str], int],
+    ) -> None:
+        """Add one process's tallies (refused signatures; deliveries by outcome)
+        to the minutes'."""
+        async with self._db.transaction() as session:
+            for query, tally in (("add_rejections", rejections), ("add_deliveries", deliveries)):
+                if tally:
+                    keys = list(tally)
+                    columns = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                               [tally[k] for k in keys])  # fmt: skip
+                    await session.execute(QUERIES[query], columns)
 
     async def trouble(self) -> dict[str, Any]:
         """Refused signatures grouped by provider, reason and hour; countdowns

@@ -168,17 +168,17 @@ def build_services(
 
 
 async def _keep_adding_rejections(metrics: Metrics, console: ConsoleReads) -> None:
-    """Every few seconds, this process's refused signatures by minute into the
-    database, for the console's trouble page (a lost write loses only counts,
-    which /metrics still has)."""
+    """Every few seconds, this process's deliveries and refused signatures by
+    minute into the database, for the console's overview and trouble page (a
+    lost write loses only counts, which /metrics still has)."""
     while True:
         await asyncio.sleep(REJECTIONS_EVERY_SECONDS)
-        tally = metrics.take_rejections()
+        rejections, deliveries = metrics.take_rejections(), metrics.take_deliveries()
         try:
-            await console.add_rejections(tally)
+            await console.add_counts(rejections, deliveries)
         except HookledgerError as exc:
-            log.warning("signature rejections not recorded for the console",
-                        extra={"error": exc.detail, "minutes": len(tally)})  # fmt: skip
+            log.warning("delivery counts not recorded for the console",
+                        extra={"error": exc.detail, "minutes": len(deliveries)})  # fmt: skip
 
 
 def _iap(settings: Settings) -> IapVerifier | None:

@@ -237,4 +237,7 @@ def test_trouble_groups_refused_signatures_and_shows_blocked_countdowns(
         text = wait_for(grouped, 20)  # each process adds its tally every 5 s
         assert text is not None, "the refused signatures never showed"
         assert '<th scope="row">post-purchase</th><td>mismatch</td><td>3</td>' in text
+        overview = client.get("/console").text
+        assert '<th scope="row">post-purchase</th><td>recorded</td>' in overview
+        assert '<th scope="row">post-purchase</th><td>signature_rejected</td><td>3</td>' in overview
         assert "SendGrid answered 503" in text and "email.reminder" in text
