@@ -60,13 +60,13 @@ class Services:
     )
     # The console: who may read (auditors) beside the operators, the key its
     # session cookies are signed with, and its reads (overview counts; orders
-    # by id, e-mail or status after a keyset cursor; an order's event views and
+    # by id, e-mail, status or countdown state after a keyset cursor; an order's event views and
     # its chain's state).
     auditor_tokens: SecretValues = field(default_factory=lambda: FixedSecret(()))
     console_key: Callable[[], Awaitable[bytes]] | None = None
     console_overview: Callable[[], Awaitable[dict[str, Any]]] | None = None
     console_orders: (
-        Callable[[str, str, str], Awaitable[tuple[list[dict[str, Any]], bool]]] | None
+        Callable[[str, str, str, str], Awaitable[tuple[list[dict[str, Any]], bool]]] | None
     ) = None
     order_history: Callable[[str], Awaitable[tuple[list[dict[str, Any]], str]]] | None = None
     # Dead letters, and an operator's retry of one (key, who, from which

@@ -68,7 +68,7 @@ class ConsoleReads:
                 "checkpoint": checkpoint, "deliveries": deliveries}  # fmt: skip
 
     async def orders(
-        self, query: str, status: str, after: str
+        self, query: str, status: str, countdown: str, after: str
     ) -> tuple[list[dict[str, Any]], bool]:
         """A page of orders: ``query`` an order id or an e-mail address."""
         ids: list[str] | None = None
@@ -78,8 +78,8 @@ class ConsoleReads:
             ids = [s.removeprefix(ORDER_STREAM_PREFIX) for s in subjects]
         elif query:
             ids = [query]
-        rows = await self._db.fetch_all(QUERIES["orders_page"],
-                                        (ids, ids, status, status, after, PAGE))  # fmt: skip
+        params = (ids, ids, status, status, countdown, countdown, after, PAGE)
+        rows = await self._db.fetch_all(QUERIES["orders_page"], params)
         return [
             {"order_id": r[0], "created_at": r[1], "status": r[2], "countdown": r[3],
              "total": r[4], "currency": r[5]}

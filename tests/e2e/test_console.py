@@ -101,6 +101,10 @@ def test_an_order_is_found_by_id_and_by_email_never_listing_the_address(
         assert 'href="/console/orders/c-1"' in by_email.text
         assert "keyed hash" in by_email.text
         assert "console.person@example.com" not in by_email.text.replace("Console.Person", "")
+        running = page(client, "/console/orders?countdown=satisfied")
+        assert 'href="/console/orders/c-1"' in running.text  # approved: satisfied
+        expired = client.get("/console/orders?countdown=expired&q=c-1")
+        assert 'href="/console/orders/c-1"' not in expired.text
         nothing = client.get("/console/orders?q=nobody@example.com")
         assert 'href="/console/orders/' not in nothing.text
 

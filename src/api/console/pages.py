@@ -48,6 +48,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 STATUSES = ("created", "paid", "cancelled", "refunded")
+COUNTDOWNS = ("running", "satisfied", "expired", "cancelled")
 AnyRequest = Request[Any, Any, Any]
 
 
@@ -153,14 +154,17 @@ async def orders(request: AnyRequest) -> Template | Redirect:
     query = request.query_params.get("q", "").strip()[:500]
     status = request.query_params.get("status", "")
     status = status if status in STATUSES else ""
+    countdown = request.query_params.get("countdown", "")
+    countdown = countdown if countdown in COUNTDOWNS else ""
     after = request.query_params.get("after", "")[:500]
     found: list[dict[str, Any]] = []
     by_email = False
     if services.console_orders is not None and "\x00" not in query + after:
-        found, by_email = await services.console_orders(query, status, after)
+        found, by_email = await services.console_orders(query, status, countdown, after)
     next_after = found[-1]["order_id"] if len(found) == PAGE else None
     return _page("orders.html", {
         "viewer": viewer, "query": query, "status": status, "statuses": STATUSES,
+        "countdown": countdown, "countdowns": COUNTDOWNS,
         "orders": found, "by_email": by_email, "after": after, "next_after": next_after,
     })  # fmt: skip
 
