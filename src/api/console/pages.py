@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
@@ -190,7 +191,7 @@ def _masked(payload: Any, entries: list[dict[str, Any]]) -> Any:
 
 
 @get("/console/orders/{order_id:str}")
-async def order(request: AnyRequest, order_id: str) -> Template | Redirect:
+async def order(request: AnyRequest, order_id: FromPath[str]) -> Template | Redirect:
     viewer = await _viewer(request)
     if viewer is None:
         return _to_sign_in()
@@ -247,7 +248,7 @@ async def retry(request: AnyRequest) -> Redirect:
 
 
 @get("/console/orders/{order_id:str}/evidence")
-async def evidence(request: AnyRequest, order_id: str) -> Response[bytes] | Redirect:
+async def evidence(request: AnyRequest, order_id: FromPath[str]) -> Response[bytes] | Redirect:
     viewer = await _viewer(request)
     if viewer is None:
         return _to_sign_in()
