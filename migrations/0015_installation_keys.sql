@@ -36,9 +36,24 @@ CREATE TABLE delivery_minutes (
     PRIMARY KEY (minute, provider, outcome)
 );
 
+-- Work an operator started from the console that runs in the background (a
+-- retry of every dead letter matching a filter): what, by whom, how far.
+CREATE TABLE console_jobs (
+    id           bigserial PRIMARY KEY,
+    what         text NOT NULL,
+    by           text NOT NULL,
+    total        integer NOT NULL CHECK (total >= 0),
+    done         integer NOT NULL DEFAULT 0,
+    failed       integer NOT NULL DEFAULT 0,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz
+);
+
 DO $$
 BEGIN
-    GRANT SELECT, INSERT, UPDATE ON signature_rejections, delivery_minutes TO hookledger_writer;
+    GRANT SELECT, INSERT, UPDATE ON signature_rejections, delivery_minutes, console_jobs
+        TO hookledger_writer;
+    GRANT USAGE ON SEQUENCE console_jobs_id_seq TO hookledger_writer;
     GRANT SELECT, INSERT ON installation_keys TO hookledger_writer;
     GRANT SELECT, INSERT, UPDATE ON console_links TO hookledger_writer;
 EXCEPTION

@@ -96,3 +96,18 @@ FROM delivery_minutes
 WHERE minute > now() - interval '24 hours'
 GROUP BY provider, outcome
 ORDER BY provider, outcome
+
+-- name: start_job
+INSERT INTO console_jobs (what, by, total) VALUES (%s, %s, %s) RETURNING id
+
+-- name: job_progress
+UPDATE console_jobs SET done = %s, failed = %s,
+    finished_at = CASE WHEN %s THEN now() END
+WHERE id = %s
+RETURNING id
+
+-- name: read_job
+SELECT id, what, by, total, done, failed,
+       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+FROM console_jobs WHERE id = %s

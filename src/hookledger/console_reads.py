@@ -4,6 +4,7 @@ orders by id, e-mail (keyed hash) or status, an order's history."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ import msgspec
 from events.appender import write
 from events.chain import format_time
 from events.connector import Database
-from events.errors import ChainBroken
+from events.errors import ChainBroken, HookledgerError
 from events.evidence import event_view
 from events.model import ORDER_STREAM_PREFIX, NewEvent
 from events.queries import load
@@ -36,6 +37,8 @@ class ConsoleReads:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._key: bytes | None = None
+        # Background jobs started here (kept referenced while they run).
+        self._jobs: set[asyncio.Task[None]] = set()
 
     async def session_key(self) -> bytes:
         """The installation's console key, made on first use."""
@@ -121,6 +124,49 @@ class ConsoleReads:
         log.info("operator retried a dead letter",
                  extra={"key": key[:200], "by": who, "from": address})  # fmt: skip
         return True
+
+    async def retry_all(self, kind: str, who: str, address: str) -> int:
+        """Retry every dead letter (of ``kind``, or all) in the background, each
+        recorded as ``retry`` records one; the console job that follows it."""
+        keys = [d["key"] for d in await self.dead_letters() if not kind or d["kind"] == kind]
+        what = f"retry {len(keys)} dead letter{'s' if len(keys) != 1 else ''}" + (
+            f" of kind {kind}" if kind else ""
+        )
+        row = await self._db.fetch_one(QUERIES["start_job"], (what, who, len(keys)))
+        assert row is not None  # INSERT ... RETURNING
+        job = int(row[0])
+        task = asyncio.create_task(self._retry_each(job, keys, who, address),
+                                   name=f"console-job-{job}")  # fmt: skip
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        return job
+
+    async def _retry_each(self, job: int, keys: list[str], who: str, address: str) -> None:
+        done = failed = 0
+        for n, key in enumerate(keys, start=1):
+            try:
+                if await self.retry(key, who, address):
+                    done += 1
+                else:
+                    failed += 1  # retried meanwhile by someone else, or not dead any more
+            except HookledgerError as exc:
+                failed += 1
+                log.warning("a dead letter could not be retried",
+                            extra={"key": key[:200], "error": exc.detail})  # fmt: skip
+            if n % 20 == 0 or n == len(keys):
+                await self._db.fetch_all(QUERIES["job_progress"],
+                                         (done, failed, n == len(keys), job))  # fmt: skip
+        if not keys:
+            await self._db.fetch_all(QUERIES["job_progress"],
+                                     (0, 0, True, job))  # fmt: skip
+
+    async def job(self, job: int) -> dict[str, Any] | None:
+        """A console job's progress."""
+        row = await self._db.fetch_one(QUERIES["read_job"], (job,))
+        if row is None:
+            return None
+        keys = ("id", "what", "by", "total", "done", "failed", "started_at", "finished_at")
+        return dict(zip(keys, row, strict=True))
 
     async def add_counts(
         self,

@@ -96,6 +96,8 @@ def build_services(
         order_history=console.history,
         dead_letters=console.dead_letters,
         retry_dead_letter=console.retry,
+        retry_all=console.retry_all,
+        console_job=console.job,
         redeem_link=console.redeem_link,
         trouble=console.trouble,
         iap=_iap(settings),

@@ -245,3 +245,35 @@ def test_trouble_groups_refused_signatures_and_shows_blocked_countdowns(
         assert '<th scope="row">post-purchase</th><td>recorded</td>' in overview
         assert '<th scope="row">post-purchase</th><td>signature_rejected</td><td>3</td>' in overview
         assert "SendGrid answered 503" in text and "email.reminder" in text
+
+
+def test_retrying_every_dead_letter_of_a_kind_says_how_many_first_then_runs_with_progress(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    keys = [f"refund:bulk-{n}" for n in range(3)]
+    for key in keys:
+        dead_letter(shared_database_url, key)
+    with signed_in(console, OPERATOR) as client:
+        csrf = client.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
+        asked = client.post(
+            "/console/dead-letters/retry-all", data={"csrf": csrf, "kind": "refund"}
+        )
+        assert asked.status_code == 200 and "Retry 3 dead letters?" in asked.text
+        assert all(action_state(shared_database_url, k) == "dead" for k in keys)  # a dry run
+        started = client.post("/console/dead-letters/retry-all",
+                              data={"csrf": csrf, "kind": "refund", "confirm": "yes"})  # fmt: skip
+        assert started.status_code == 303 and started.headers["location"].startswith(
+            "/console/jobs/"
+        )
+
+        def finished() -> str | None:
+            text = client.get(started.headers["location"]).text
+            return text if "finished" in text else None
+
+        progress = wait_for(finished, 20)
+        assert progress is not None and "3 done, 0 not retried, of 3" in progress
+    assert wait_for(lambda: all(action_state(shared_database_url, k) == "done" for k in keys), 20)
+    with signed_in(console, AUDITOR) as auditor:
+        csrf = auditor.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
+        refused = auditor.post("/console/dead-letters/retry-all", data={"csrf": csrf, "kind": ""})
+        assert refused.status_code == 403

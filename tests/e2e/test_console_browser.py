@@ -189,3 +189,22 @@ def test_an_operator_retries_a_dead_letter_with_a_click_and_an_auditor_cannot(
     assert "queued again" in browser.find_element(By.CLASS_NAME, "done").text
     assert violations(browser, axe) == []
     assert wait_for(lambda: action_state(shared_database_url, key) == "done", 20)
+
+
+def test_an_operator_retries_all_dead_letters_of_a_kind_after_a_count(
+    browser: webdriver.Chrome, site: ServerProcess, axe: str, shared_database_url: str
+) -> None:
+    for n in range(2):
+        dead_letter(shared_database_url, f"refund:browser-bulk-{n}")
+    sign_in(browser, site, OPERATOR)
+    browser.get(site.url + "/console/dead-letters?kind=refund")
+    browser.find_element(By.XPATH, "//button[starts-with(text(), 'Retry all')]").click()
+    wait_for(lambda: "dead letters?" in browser.find_element(By.TAG_NAME, "h1").text, 10)
+    assert violations(browser, axe) == []
+    shot(browser, "retry-all-confirm")
+    browser.find_element(By.XPATH, "//button[starts-with(text(), 'Retry ')]").click()
+    wait_for(lambda: "/console/jobs/" in browser.current_url, 10)
+    wait_for(lambda: "finished" in browser.page_source or browser.refresh(), 20)
+    assert "2 done" in browser.page_source
+    assert violations(browser, axe) == []
+    shot(browser, "job")

@@ -58,8 +58,8 @@ def console_router() -> Router:
     static = create_static_files_router(path="/console/static", directories=[STATIC],
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
-                                            order, evidence, dead_letters, retry, trouble,
-                                            static],
+                                            order, evidence, dead_letters, retry, retry_all,
+                                            job, trouble, static],
                   include_in_schema=False)  # fmt: skip
 
 
@@ -271,3 +271,37 @@ async def trouble(request: AnyRequest) -> Template | Redirect:
     services = _services(request)
     found = await services.trouble() if services.trouble else {"rejections": [], "blocked": []}
     return _page("trouble.html", {"viewer": viewer, "trouble": found})
+
+
+@post("/console/dead-letters/retry-all", status_code=200)
+async def retry_all(request: AnyRequest) -> Template | Redirect:
+    same_origin(request)
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    form = await request.form()
+    check_csrf(viewer, str(form.get("csrf") or ""))
+    if not viewer.may_act:
+        raise Forbidden("an auditor reads; only an operator may retry")
+    services = _services(request)
+    if services.dead_letters is None or services.retry_all is None:
+        raise NotFound("no dead letters here")
+    kind = str(form.get("kind") or "")[:200]
+    if form.get("confirm") != "yes":  # first, how many it would touch
+        count = sum(1 for d in await services.dead_letters() if not kind or d["kind"] == kind)
+        return _page("confirm.html", {"viewer": viewer, "count": count, "kind": kind})
+    address = request.client.host if request.client else "unknown"
+    job_id = await services.retry_all(kind, viewer.who, address)
+    return Redirect(f"/console/jobs/{job_id}", status_code=303, headers=HEADERS)
+
+
+@get("/console/jobs/{job_id:int}")
+async def job(request: AnyRequest, job_id: FromPath[int]) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    found = await services.console_job(job_id) if services.console_job else None
+    if found is None:
+        raise NotFound(f"no job {job_id}")
+    return _page("job.html", {"viewer": viewer, "job": found})
