@@ -83,5 +83,9 @@ class Services:
     # from where) -> the job's id; a job's progress.
     retry_all: Callable[[str, str, str], Awaitable[int]] | None = None
     console_job: Callable[[int], Awaitable[dict[str, Any] | None]] | None = None
+    # The consumers' lags and the latest replays; a replay started (who, from
+    # where) -> its job's id.
+    replays: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    start_replay: Callable[[str, str], Awaitable[int]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

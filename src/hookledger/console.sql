@@ -111,3 +111,14 @@ SELECT id, what, by, total, done, failed,
        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
 FROM console_jobs WHERE id = %s
+
+-- name: recent_jobs
+-- The console's latest jobs of one sort (their "what" starts with it).
+SELECT id, what, by, total, done, failed,
+       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+FROM console_jobs WHERE what LIKE %s || '%%'
+ORDER BY id DESC LIMIT 10
+
+-- name: rename_job
+UPDATE console_jobs SET what = %s WHERE id = %s RETURNING id

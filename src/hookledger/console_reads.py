@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import msgspec
 
 from events.appender import write
 from events.chain import format_time
+from events.checkpoints import consumer_lags
 from events.connector import Database
 from events.errors import ChainBroken, HookledgerError
 from events.evidence import event_view
@@ -22,12 +24,15 @@ from events.model import ORDER_STREAM_PREFIX, NewEvent
 from events.queries import load
 from events.store import read_stream, verify_chains
 from personal.erasure import subjects_for_email
+from projections.projectors import PROJECTIONS
+from projections.replay import replay
 from scheduler.actions.queries import QUERIES as ACTIONS
 from scheduler.actions.queue import dead_letters
 
 log = logging.getLogger(__name__)
 QUERIES = load(Path(__file__).with_name("console.sql"))
 PAGE = 50
+JOB_KEYS = ("id", "what", "by", "total", "done", "failed", "started_at", "finished_at")
 LINK_SECONDS = 15 * 60
 
 
@@ -160,13 +165,62 @@ class ConsoleReads:
             await self._db.fetch_all(QUERIES["job_progress"],
                                      (0, 0, True, job))  # fmt: skip
 
+    async def replays(self) -> dict[str, Any]:
+        """Every consumer's position and lag (the projections, the policy, the
+        tree, the exports) and the latest replays started here."""
+        lags = await consumer_lags(self._db)
+        rows = await self._db.fetch_all(QUERIES["recent_jobs"], ("replay",))
+        return {
+            "consumers": [{"name": c.name, "position": c.position, "events": c.events,
+                           "seconds": round(c.seconds, 1) if c.seconds is not None else None}
+                          for c in lags],
+            "jobs": [dict(zip(JOB_KEYS, r, strict=True)) for r in rows],
+        }  # fmt: skip
+
+    async def start_replay(self, who: str, address: str) -> int:
+        """Rebuild every projection in the background (as `hookledger replay
+        --all`); the console job that follows it. Recorded in the ledger first."""
+        head = await self._db.fetch_one(QUERIES["overview"])
+        total = int(head[2]) if head else 0
+        row = await self._db.fetch_one(QUERIES["start_job"], ("replay of every projection", who,
+                                                              total))  # fmt: skip
+        assert row is not None  # INSERT ... RETURNING
+        job = int(row[0])
+        raw = msgspec.json.encode({"action": "replay", "projections": sorted(PROJECTIONS),
+                                   "job": job, "by": who, "from": address,
+                                   "at": format_time(datetime.now(UTC))})  # fmt: skip
+        await write(self._db, [NewEvent(provider="hookledger", event_id=f"operator.replay:{job}",
+                                        stream="operators", type="operator.replayed",
+                                        payload_json=raw, raw=raw,
+                                        metadata={"by": who, "from": address})])  # fmt: skip
+        task = asyncio.create_task(self._replay(job), name=f"console-job-{job}")
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        return job
+
+    async def _replay(self, job: int) -> None:
+        progress = _JobProgress(self._db, job)
+        try:
+            # In this process (one partition): the intake keeps its other core.
+            report = await replay(self._db, list(PROJECTIONS.values()), progress, parts=1)
+        except HookledgerError as exc:
+            log.error("console replay failed", extra={"job": job, "error": exc.detail})
+            await self._db.fetch_all(QUERIES["rename_job"],
+                                     (f"replay of every projection: failed: {exc.detail}"[:500],
+                                      job))  # fmt: skip
+            await progress.finish(failed=True)
+            return
+        what = (f"replay of every projection: {report.events:,} events, {report.orders:,} "
+                f"orders in {report.seconds:.1f} s")  # fmt: skip
+        await self._db.fetch_all(QUERIES["rename_job"], (what, job))
+        await progress.finish()
+
     async def job(self, job: int) -> dict[str, Any] | None:
         """A console job's progress."""
         row = await self._db.fetch_one(QUERIES["read_job"], (job,))
         if row is None:
             return None
-        keys = ("id", "what", "by", "total", "done", "failed", "started_at", "finished_at")
-        return dict(zip(keys, row, strict=True))
+        return dict(zip(JOB_KEYS, row, strict=True))
 
     async def add_counts(
         self,
@@ -207,3 +261,35 @@ class ConsoleReads:
         except ChainBroken as exc:
             return [event_view(e) for e in events], f"BROKEN at version {exc.version}: {exc.reason}"
         return [event_view(e) for e in events], "intact"
+
+
+class _JobProgress:
+    """A replay's progress, written to its console job now and then."""
+
+    def __init__(self, db: Database, job: int) -> None:
+        self._db = db
+        self._job = job
+        self._done = 0
+        self._written = 0.0
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    def advance(self, count: int) -> None:
+        self._done += count
+        now = time.monotonic()
+        if now - self._written >= 1.0:  # at most once a second
+            self._written = now
+            task = asyncio.create_task(self._write(False))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def finish(self, *, failed: bool = False) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._write(True, failed=failed)
+
+    async def _write(self, finished: bool, *, failed: bool = False) -> None:
+        try:
+            params = (self._done, 1 if failed else 0, finished, self._job)
+            await self._db.fetch_all(QUERIES["job_progress"], params)
+        except HookledgerError as exc:  # only the page's figure is late
+            log.warning("console job progress not written",
+                        extra={"job": self._job, "error": exc.detail})  # fmt: skip

@@ -98,6 +98,8 @@ def build_services(
         retry_dead_letter=console.retry,
         retry_all=console.retry_all,
         console_job=console.job,
+        replays=console.replays,
+        start_replay=console.start_replay,
         redeem_link=console.redeem_link,
         trouble=console.trouble,
         iap=_iap(settings),

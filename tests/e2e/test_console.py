@@ -277,3 +277,29 @@ def test_retrying_every_dead_letter_of_a_kind_says_how_many_first_then_runs_with
         csrf = auditor.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
         refused = auditor.post("/console/dead-letters/retry-all", data={"csrf": csrf, "kind": ""})
         assert refused.status_code == 403
+
+
+def test_an_operator_replays_every_projection_from_the_console_and_it_is_recorded(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    with signed_in(console, AUDITOR) as auditor:
+        page_ = auditor.get("/console/replays")
+        assert "projection.orders" in page_.text and "Replay every projection" not in page_.text
+        csrf = page_.text.split('name="csrf" value="')[1].split('"')[0]
+        assert auditor.post("/console/replays", data={"csrf": csrf}).status_code == 403
+    with signed_in(console, OPERATOR) as client:
+        csrf = client.get("/console/replays").text.split('name="csrf" value="')[1].split('"')[0]
+        started = client.post("/console/replays", data={"csrf": csrf})
+        assert started.status_code == 303, started.text
+
+        def finished() -> str | None:
+            text = client.get(started.headers["location"]).text
+            return text if "finished" in text else None
+
+        done = wait_for(finished, 30)
+        assert done is not None and "events" in done and "orders in" in done
+        assert "replay of every projection:" in client.get("/console/replays").text
+    with psycopg.connect(shared_database_url) as conn:
+        row = conn.execute("SELECT payload->>'by' FROM events WHERE type = 'operator.replayed'"
+                           " ORDER BY position DESC LIMIT 1").fetchone()  # fmt: skip
+    assert row is not None and row[0].startswith("operator token ")

@@ -141,6 +141,11 @@ def test_each_role_signs_in_finds_an_order_and_reads_its_timeline(
         assert violations(browser, axe) == []
         shot(browser, f"trouble-{role}")
 
+        browser.get(site.url + "/console/replays")
+        assert "Who follows the ledger" in browser.page_source
+        assert violations(browser, axe) == []
+        shot(browser, f"replays-{role}")
+
 
 def test_the_keyboard_reaches_every_control_in_order(
     browser: webdriver.Chrome, site: ServerProcess
@@ -204,7 +209,14 @@ def test_an_operator_retries_all_dead_letters_of_a_kind_after_a_count(
     shot(browser, "retry-all-confirm")
     browser.find_element(By.XPATH, "//button[starts-with(text(), 'Retry ')]").click()
     wait_for(lambda: "/console/jobs/" in browser.current_url, 10)
-    wait_for(lambda: "finished" in browser.page_source or browser.refresh(), 20)
+
+    def finished() -> bool:
+        if "finished" in browser.page_source:
+            return True
+        browser.refresh()
+        return False
+
+    wait_for(finished, 20)
     assert "2 done" in browser.page_source
     assert violations(browser, axe) == []
     shot(browser, "job")

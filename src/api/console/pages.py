@@ -59,7 +59,7 @@ def console_router() -> Router:
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
                                             order, evidence, dead_letters, retry, retry_all,
-                                            job, trouble, static],
+                                            job, trouble, replays, start_replay, static],
                   include_in_schema=False)  # fmt: skip
 
 
@@ -305,3 +305,31 @@ async def job(request: AnyRequest, job_id: FromPath[int]) -> Template | Redirect
     if found is None:
         raise NotFound(f"no job {job_id}")
     return _page("job.html", {"viewer": viewer, "job": found})
+
+
+@get("/console/replays")
+async def replays(request: AnyRequest) -> Template | Redirect:
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    state = await services.replays() if services.replays else {"consumers": [], "jobs": []}
+    running = any(not job["finished_at"] for job in state["jobs"])
+    return _page("replays.html", {"viewer": viewer, "state": state, "running": running})
+
+
+@post("/console/replays", status_code=303)
+async def start_replay(request: AnyRequest) -> Redirect:
+    same_origin(request)
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    check_csrf(viewer, str((await request.form()).get("csrf") or ""))
+    if not viewer.may_act:
+        raise Forbidden("an auditor reads; only an operator may start a replay")
+    services = _services(request)
+    if services.start_replay is None:
+        raise NotFound("no replay here")
+    address = request.client.host if request.client else "unknown"
+    job_id = await services.start_replay(viewer.who, address)
+    return Redirect(f"/console/jobs/{job_id}", status_code=303, headers=HEADERS)
