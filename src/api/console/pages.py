@@ -141,7 +141,11 @@ async def overview(request: AnyRequest) -> Template | Redirect:
     if viewer is None:
         return _to_sign_in()
     services = _services(request)
-    selftest = await services.selftest() if services.selftest else {"status": "?", "checks": {}}
+    # The report the process keeps fresh in the background; run now only
+    # before its first refresh.
+    selftest = services.metrics.selftest_report
+    if selftest is None:
+        selftest = await services.selftest() if services.selftest else {"status": "?", "checks": {}}
     counts = await services.console_overview() if services.console_overview else {}
     return _page("overview.html", {"viewer": viewer, "selftest": selftest, "counts": counts})
 
