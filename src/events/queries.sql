@@ -314,12 +314,24 @@ ORDER BY position, n
 -- name: held_personal_events
 -- Every event that still holds personal values, with them (for verify): its
 -- skeleton, its payload as read, its entries, and the held values' indexes,
--- salts and values. One stream's or all.
+-- salts and values, of the whole ledger.
 SELECT e.stream, e.stream_version, e.raw, personal_payload(e.payload, e.position), e.personal,
        array_agg(p.n ORDER BY p.n), array_agg(p.salt ORDER BY p.n),
        array_agg(p.value ORDER BY p.n)
 FROM events AS e
 JOIN personal_values AS p ON p.position = e.position
-WHERE %s::text IS NULL OR e.stream = %s::text
+GROUP BY e.position
+ORDER BY e.position
+
+-- name: held_personal_events_of_stream
+-- Every event that still holds personal values, with them (for verify): its
+-- skeleton, its payload as read, its entries, and the held values' indexes,
+-- salts and values, of one stream (through its index).
+SELECT e.stream, e.stream_version, e.raw, personal_payload(e.payload, e.position), e.personal,
+       array_agg(p.n ORDER BY p.n), array_agg(p.salt ORDER BY p.n),
+       array_agg(p.value ORDER BY p.n)
+FROM events AS e
+JOIN personal_values AS p ON p.position = e.position
+WHERE e.stream = %s
 GROUP BY e.position
 ORDER BY e.position

@@ -98,7 +98,10 @@ async def verify_chains(db: Database, stream: str | None = None) -> VerifyReport
 async def _verify_held(session: Session, stream: str | None) -> None:
     """Every personal value still held is the one its event's chained entry
     committed to, and the payload read with it is the skeleton's JSON value."""
-    rows = session.stream_rows(QUERIES["held_personal_events"], (stream, stream))
+    if stream is None:
+        rows = session.stream_rows(QUERIES["held_personal_events"])
+    else:
+        rows = session.stream_rows(QUERIES["held_personal_events_of_stream"], (stream,))
     async for name, version, raw, payload, entries, ns, salts, values in rows:
         held = {int(n): (bytes(s), bytes(v)) for n, s, v in zip(ns, salts, values, strict=True)}
         try:

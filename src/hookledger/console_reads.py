@@ -24,6 +24,7 @@ from events.model import ORDER_STREAM_PREFIX, NewEvent
 from events.queries import load
 from events.store import read_stream, verify_chains
 from personal.erasure import subjects_for_email
+from personal.lookup import lookup_key
 from projections.projectors import PROJECTIONS
 from projections.replay import replay
 from scheduler.actions.queries import QUERIES as ACTIONS
@@ -42,6 +43,7 @@ class ConsoleReads:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._key: bytes | None = None
+        self._lookup: bytes | None = None
         # Background jobs started here (kept referenced while they run).
         self._jobs: set[asyncio.Task[None]] = set()
 
@@ -82,7 +84,9 @@ class ConsoleReads:
         ids: list[str] | None = None
         by_email = "@" in query
         if by_email:
-            subjects = await subjects_for_email(self._db, query)
+            if self._lookup is None:
+                self._lookup = await lookup_key(self._db)
+            subjects = await subjects_for_email(self._db, query, self._lookup)
             ids = [s.removeprefix(ORDER_STREAM_PREFIX) for s in subjects]
         elif query:
             ids = [query]

@@ -62,9 +62,10 @@ def data_class(path: Sequence[str]) -> str:
     return "value"
 
 
-async def subjects_for_email(db: Database, address: str) -> list[str]:
-    """The order streams that hold this e-mail address (by its keyed hash)."""
-    key = await lookup_key(db)
+async def subjects_for_email(db: Database, address: str, key: bytes | None = None) -> list[str]:
+    """The order streams that hold this e-mail address (by its keyed hash;
+    ``key``: the installation's lookup key, when the caller holds it)."""
+    key = key or await lookup_key(db)
     rows = await db.fetch_all(QUERIES["subjects_by_lookup"], (lookup_hash(key, address),))
     return [r[0] for r in rows]
 
