@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -95,6 +95,22 @@ def violations(driver: webdriver.Chrome, axe: str) -> list[dict[str, Any]]:
     return list(result)
 
 
+def present(driver: webdriver.Chrome, by: str, value: str) -> bool:
+    """Whether the page has such an element (no, while a new page replaces it)."""
+    try:
+        return bool(driver.find_elements(by, value))
+    except WebDriverException:
+        return False
+
+
+def heading(driver: webdriver.Chrome) -> str:
+    """The page's h1, or nothing while a new page replaces the old one."""
+    try:
+        return str(driver.find_element(By.TAG_NAME, "h1").text)
+    except WebDriverException:
+        return ""
+
+
 def no_script_ran(driver: webdriver.Chrome) -> None:
     with pytest.raises(NoAlertPresentException):
         _ = driver.switch_to.alert.text
@@ -114,11 +130,11 @@ def test_each_role_signs_in_finds_an_order_and_reads_its_timeline(
         browser.get(site.url + "/console/orders")
         search = browser.find_element(By.ID, "q")
         search.send_keys("b-0", Keys.ENTER)
-        wait_for(lambda: browser.find_elements(By.LINK_TEXT, "b-0"), 10)
+        wait_for(lambda: present(browser, By.LINK_TEXT, "b-0"), 10)
         assert violations(browser, axe) == []
         browser.find_element(By.ID, "q").clear()
         browser.find_element(By.ID, "q").send_keys("Browser.1@example.com", Keys.ENTER)
-        wait_for(lambda: browser.find_elements(By.LINK_TEXT, "b-1"), 10)
+        wait_for(lambda: present(browser, By.LINK_TEXT, "b-1"), 10)
         assert "browser.1@example.com" not in browser.page_source
         shot(browser, f"orders-{role}")
 
@@ -190,7 +206,7 @@ def test_an_operator_retries_a_dead_letter_with_a_click_and_an_auditor_cannot(
     browser.get(site.url + "/console/dead-letters")
     shot(browser, "dead-letters-operator")
     browser.find_element(By.XPATH, "//button[text()='Retry']").click()
-    wait_for(lambda: browser.find_elements(By.CLASS_NAME, "done"), 10)
+    wait_for(lambda: present(browser, By.CLASS_NAME, "done"), 10)
     assert "queued again" in browser.find_element(By.CLASS_NAME, "done").text
     assert violations(browser, axe) == []
     assert wait_for(lambda: action_state(shared_database_url, key) == "done", 20)
@@ -204,16 +220,19 @@ def test_an_operator_retries_all_dead_letters_of_a_kind_after_a_count(
     sign_in(browser, site, OPERATOR)
     browser.get(site.url + "/console/dead-letters?kind=refund")
     browser.find_element(By.XPATH, "//button[starts-with(text(), 'Retry all')]").click()
-    wait_for(lambda: "dead letters?" in browser.find_element(By.TAG_NAME, "h1").text, 10)
+    wait_for(lambda: "dead letters?" in heading(browser), 10)
     assert violations(browser, axe) == []
     shot(browser, "retry-all-confirm")
     browser.find_element(By.XPATH, "//button[starts-with(text(), 'Retry ')]").click()
     wait_for(lambda: "/console/jobs/" in browser.current_url, 10)
 
     def finished() -> bool:
-        if "finished" in browser.page_source:
-            return True
-        browser.refresh()
+        try:
+            if "finished" in browser.page_source:
+                return True
+            browser.refresh()
+        except WebDriverException:
+            pass  # the page was being replaced: look again
         return False
 
     wait_for(finished, 20)
