@@ -83,6 +83,21 @@ async def _viewer(request: AnyRequest) -> Session | None:
     return unseal(value, await services.console_key())
 
 
+async def _operator_form(request: AnyRequest, doing: str) -> tuple[Session, Any] | None:
+    """The viewer and form of an operator's action, posted from the console
+    with its session's CSRF token; None when nobody is signed in (Forbidden for
+    an auditor, Unauthorized for a form from elsewhere)."""
+    same_origin(request)
+    viewer = await _viewer(request)
+    if viewer is None:
+        return None
+    form = await request.form()
+    check_csrf(viewer, str(form.get("csrf") or ""))
+    if not viewer.may_act:
+        raise Forbidden(f"an auditor reads; only an operator may {doing}")
+    return viewer, form
+
+
 def _page(name: str, context: dict[str, Any], status: int = 200) -> Template:
     return Template(template_name=name, context=context, headers=HEADERS, status_code=status)
 
@@ -232,14 +247,10 @@ async def dead_letters(request: AnyRequest) -> Template | Redirect:
 
 @post("/console/dead-letters/retry", status_code=303)
 async def retry(request: AnyRequest) -> Redirect:
-    same_origin(request)
-    viewer = await _viewer(request)
-    if viewer is None:
+    acting = await _operator_form(request, "retry")
+    if acting is None:
         return _to_sign_in()
-    form = await request.form()
-    check_csrf(viewer, str(form.get("csrf") or ""))
-    if not viewer.may_act:
-        raise Forbidden("an auditor reads; only an operator may retry")
+    viewer, form = acting
     services = _services(request)
     key = str(form.get("key") or "")[:500]
     if services.retry_dead_letter is None or "\x00" in key:
@@ -279,14 +290,10 @@ async def trouble(request: AnyRequest) -> Template | Redirect:
 
 @post("/console/dead-letters/retry-all", status_code=200)
 async def retry_all(request: AnyRequest) -> Template | Redirect:
-    same_origin(request)
-    viewer = await _viewer(request)
-    if viewer is None:
+    acting = await _operator_form(request, "retry")
+    if acting is None:
         return _to_sign_in()
-    form = await request.form()
-    check_csrf(viewer, str(form.get("csrf") or ""))
-    if not viewer.may_act:
-        raise Forbidden("an auditor reads; only an operator may retry")
+    viewer, form = acting
     services = _services(request)
     if services.dead_letters is None or services.retry_all is None:
         raise NotFound("no dead letters here")
@@ -324,13 +331,10 @@ async def replays(request: AnyRequest) -> Template | Redirect:
 
 @post("/console/replays", status_code=303)
 async def start_replay(request: AnyRequest) -> Redirect:
-    same_origin(request)
-    viewer = await _viewer(request)
-    if viewer is None:
+    acting = await _operator_form(request, "start a replay")
+    if acting is None:
         return _to_sign_in()
-    check_csrf(viewer, str((await request.form()).get("csrf") or ""))
-    if not viewer.may_act:
-        raise Forbidden("an auditor reads; only an operator may start a replay")
+    viewer, _ = acting
     services = _services(request)
     if services.start_replay is None:
         raise NotFound("no replay here")
