@@ -36,6 +36,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from events.errors import ChainBroken
+from events.json_paths import replace_at
 from events.model import RecordedEvent
 
 GENESIS = "0" * 64
@@ -281,15 +282,8 @@ def stored_payload(event: RecordedEvent) -> Any:
         return event.payload
     payload = copy.deepcopy(event.payload)
     for entry in event.personal:
-        target = payload
-        path = entry["path"]
-        try:
-            for key in path[:-1]:
-                target = target[key]
-            if path[-1] in target or isinstance(target, list):
-                target[path[-1]] = None
-        except (KeyError, IndexError, TypeError):
-            continue  # the path is not in the payload: payload_matches will say so
+        # A path not in the payload stays absent: payload_matches will say so.
+        replace_at(payload, entry["path"], None)
     return payload
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -167,3 +167,29 @@ def read_policy_file(source: Path, shape: type[T], checks: Callable[[T], None]) 
     except (msgspec.ValidationError, ValueError) as exc:
         raise PathError(f"{source}: {exc}") from None
     return policy
+
+
+_MISSING = object()
+
+
+def replace_at(value: Any, path: Sequence[str | int], new: Any) -> tuple[bool, Any]:
+    """Put ``new`` where ``path`` leads in ``value`` (objects and arrays, changed
+    in place) and give back what was there: ``(True, old)``, or ``(False,
+    None)`` when nothing is at that path (then nothing is added)."""
+    target = value
+    try:
+        for key in path[:-1]:
+            target = target[key]
+        last = path[-1]
+        if isinstance(target, dict):
+            old = target.get(last, _MISSING)
+        elif isinstance(target, list) and isinstance(last, int) and 0 <= last < len(target):
+            old = target[last]
+        else:
+            old = _MISSING
+    except (KeyError, IndexError, TypeError):
+        return False, None
+    if old is _MISSING:
+        return False, None
+    target[last] = new
+    return True, old

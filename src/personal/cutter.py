@@ -12,6 +12,7 @@ import msgspec
 
 from events.chain import commitment, without_nul
 from events.connector import Session
+from events.json_paths import replace_at
 from events.model import CutEvent, NewEvent
 from personal.commitments import SALT_BYTES
 from personal.lookup import lookup_hash, lookup_key
@@ -104,15 +105,8 @@ class PersonalCutter:
 def _take(payload: Any, path: Path) -> bytes:
     """The JSON text of the value at ``path``, which becomes null there; empty
     when the payload has no such path (a body the scanner reads otherwise)."""
-    target = payload
-    try:
-        for key in path[:-1]:
-            target = target[key]
-        value = target[path[-1]]
-        target[path[-1]] = None
-    except (KeyError, IndexError, TypeError):
-        return b""
-    return msgspec.json.encode(value)
+    found, value = replace_at(payload, path, None)
+    return msgspec.json.encode(value) if found else b""
 
 
 def _same(path: Path) -> Path:

@@ -36,6 +36,7 @@ from api.console.session import (
 from api.rejections import Forbidden, NotFound
 from api.routes.proofs import evidence_of
 from api.services import Services
+from events.json_paths import replace_at
 from events.model import ORDER_STREAM_PREFIX
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -199,13 +200,8 @@ def _masked(payload: Any, entries: list[dict[str, Any]]) -> Any:
     for entry in entries:
         if entry.get("state") != "held":
             continue
-        target, path = shown, entry["path"]
-        try:
-            for key in path[:-1]:
-                target = target[key]
-            target[path[-1]] = MASK
-        except (KeyError, IndexError, TypeError):
-            continue  # not where the entry says: nothing of it is shown either way
+        # Not where the entry says: nothing of it is shown either way.
+        replace_at(shown, entry["path"], MASK)
     return shown
 
 
