@@ -1,10 +1,11 @@
 """Console benchmark: every page's latency on a ledger of 1,000,000 events and
-about 200,000 orders, with intake running at 1,000 events/s beside it.
+200,000 orders, with intake running at 1,000 events/s beside it.
 
 Fills a scratch database as ``benchmarks.replay`` does (orders with their
 countdowns, decisions and actions; personal values held apart), rebuilds the
 projections, starts ``hookledger serve`` on it, posts signed deliveries at
-``--rate`` events/s from a thread, and meanwhile signs in as an operator and
+``--rate`` events/s with wrk (pre-signed, paced by
+``benchmarks/ingest/paced.lua``), and meanwhile signs in as an operator and
 times each page ``--samples`` times: the overview, the orders page, a search by
 order id and by e-mail address, an order's timeline, dead letters, trouble and
 replays. Prints p50/p95 per page against the targets (p95 <= 100 ms; the order
@@ -17,37 +18,67 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from api.signatures import standard_webhooks_sign
 from benchmarks.databases import DEFAULT_SERVER, scratch_database
-from benchmarks.ingest.requests import POST_PURCHASE_SECRET, VERIFF_SECRET, order_body
+from benchmarks.ingest.load import WrkResult, parse_wrk_output
+from benchmarks.ingest.requests import POST_PURCHASE_SECRET, VERIFF_SECRET, write_request_files
 from benchmarks.ingest.server import free_port
 from benchmarks.replay import fill
+from benchmarks.tree import build_by_consumer
 from events.connector import Database
+from events.queries import QUERIES as LEDGER
 from projections.projectors import PROJECTIONS
 from projections.replay import replay
+from scheduler.policy import CountdownPolicy
 
 PAGE_TARGET = 0.100
+WARM_UP = 10  # seconds of intake before the pages are timed
 SEARCH_TARGET = 0.050
 TOKEN = uuid.uuid4().hex
-LANES = 16  # connections posting deliveries, each at its share of the rate
+WRK_THREADS = 2
+CONNECTIONS = (
+    64  # as a busy provider keeps many in flight; the rate holds while each waits its commit
+)
+PACED_SCRIPT = Path(__file__).parent / "ingest" / "paced.lua"
+PAGES = {
+    "overview": "/console",
+    "orders": "/console/orders",
+    "search by id": "/console/orders?q={order}",
+    "search by e-mail": "/console/orders?q={order}@example.com",
+    "timeline": "/console/orders/{order}",
+    "dead letters": "/console/dead-letters",
+    "trouble": "/console/trouble",
+    "replays": "/console/replays",
+}
 
 
 async def rebuild(url: str) -> int:
+    """The ledger as a running service would have it: projections rebuilt, the
+    countdown policy past every event (its decisions are among those filled)
+    and the Merkle tree holding every event. Left behind, the background would
+    spend the measurement catching up on a million events."""
     db = Database(url, max_size=4)
     await db.open()
     try:
         report = await replay(db, list(PROJECTIONS.values()))
+        async with db.transaction() as session:
+            await session.execute(
+                LEDGER["reset_checkpoint"], (CountdownPolicy.name, report.position)
+            )
+        seconds = await build_by_consumer(db, report.events)
+        print(f"tree of {report.events:,} events built in {seconds:.0f} s", file=sys.stderr)
         # What autovacuum does after a bulk load: without statistics the
         # planner takes one stream for hundreds of rows, and JIT-compiles a
         # 6-row read (40 ms).
@@ -77,24 +108,19 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise SystemExit(f"the server did not start; see {log}")
 
 
-def intake(base: str, rate: float, stop: threading.Event, sent: list[int], lane: int) -> None:
-    """Signed orders at ``rate`` a second until ``stop`` (one of several lanes)."""
-    with httpx.Client(base_url=base, timeout=10) as client:
-        started, n = time.monotonic(), 0
-        while not stop.is_set():
-            n += 1
-            order = f"load-{lane}-{n}"
-            body = order_body("order.created", order, time.strftime("%Y-%m-%dT%H:%M:%SZ"), n)
-            msg, stamp = f"msg_console_{n}_{uuid.uuid4().hex[:6]}", int(time.time())
-            client.post("/api/v1/post-purchase/webhook", content=body, headers={
-                "content-type": "application/json", "webhook-id": msg,
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": standard_webhooks_sign(POST_PURCHASE_SECRET, msg, stamp, body),
-            })  # fmt: skip
-            sent[lane] = n
-            pause = started + n / rate - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+def start_intake(wrk: str, port: int, prefix: Path, rate: float) -> subprocess.Popen[str]:
+    """wrk posting the pre-signed deliveries at ``rate`` a second until interrupted."""
+    command = [wrk, "-t", str(WRK_THREADS), "-c", str(CONNECTIONS), "-d", "3600s",
+               "--timeout", "10s", "-s", str(PACED_SCRIPT), f"http://127.0.0.1:{port}/",
+               "--", str(prefix), str(rate / WRK_THREADS)]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_intake(process: subprocess.Popen[str]) -> WrkResult:
+    """Interrupt wrk (it then prints its figures) and read them."""
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return parse_wrk_output(process.returncode, stdout, stderr)
 
 
 def measure(base: str, orders: int, samples: int) -> dict[str, list[float]]:
@@ -104,17 +130,8 @@ def measure(base: str, orders: int, samples: int) -> dict[str, list[float]]:
         assert client.post("/console/sign-in", data={"token": TOKEN}).status_code == 303
         for _ in range(samples):
             order = f"bench-{rng.randrange(orders)}"
-            pages = {
-                "overview": "/console",
-                "orders": "/console/orders",
-                "search by id": f"/console/orders?q={order}",
-                "search by e-mail": f"/console/orders?q={order}@example.com",
-                "timeline": f"/console/orders/{order}",
-                "dead letters": "/console/dead-letters",
-                "trouble": "/console/trouble",
-                "replays": "/console/replays",
-            }
-            for name, path in pages.items():
+            for name, pattern in PAGES.items():
+                path = pattern.format(order=order)
                 started = time.perf_counter()
                 answer = client.get(path)
                 timings.setdefault(name, []).append(time.perf_counter() - started)
@@ -122,8 +139,12 @@ def measure(base: str, orders: int, samples: int) -> dict[str, list[float]]:
     return timings
 
 
-def report(timings: dict[str, list[float]], sent: int, seconds: float) -> None:
-    print(f"intake beside it: {sent:,} deliveries in {seconds:.0f} s ({sent / seconds:,.0f}/s)")
+def report(timings: dict[str, list[float]], load: WrkResult) -> None:
+    refused = load.requests - load.accepted
+    print(f"intake beside it: {load.accepted:,} deliveries accepted in {load.seconds:.0f} s "
+          f"({load.accepted / load.seconds:,.0f}/s; p50 {load.p50_ms:.1f} ms, "
+          f"p99 {load.p99_ms:.1f} ms; {refused:,} not accepted; "
+          f"{load.wrapped} files replayed)")  # fmt: skip
     print(f"{'page':<20} {'p50 ms':>8} {'p95 ms':>8}  target")
     for name, values in timings.items():
         p50 = statistics.median(values)
@@ -136,34 +157,39 @@ def report(timings: dict[str, list[float]], sent: int, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=200_000, help="at least this many orders")
     parser.add_argument("--rate", type=float, default=1_000.0, help="intake events/s beside")
-    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=400, help="times each page is read")
     parser.add_argument("--database-url", default=DEFAULT_SERVER)
     args = parser.parse_args()
-    with scratch_database(args.database_url) as url:
-        written = asyncio.run(fill(url, args.events))
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk); it posts the intake")
+    with scratch_database(args.database_url) as url, tempfile.TemporaryDirectory() as scratch:
+        # Recent orders, as a live shop has: none of their personal values is
+        # due for the retention sweep yet, which would otherwise spend the
+        # measurement erasing a year's backlog.
+        start = datetime.now(UTC) - timedelta(seconds=args.orders * 1.1)
+        written = asyncio.run(fill(url, args.events, orders_wanted=args.orders, start=start))
         orders = asyncio.run(rebuild(url))
         print(f"ledger: {written:,} events, {orders:,} orders")
         port = free_port()
         log = Path(tempfile.gettempdir()) / f"hookledger-bench-console-{port}.log"
+        # Signed now: the server refuses Standard Webhooks timestamps over 5 minutes old.
+        prefix = Path(scratch) / "deliveries"
+        planned = args.rate * (args.samples * len(PAGES) * 0.03 + WARM_UP + 30)
+        write_request_files(prefix, f"127.0.0.1:{port}", int(planned), WRK_THREADS)
         server = serve(url, port, log)
         base = f"http://127.0.0.1:{port}"
-        stop, sent = threading.Event(), [0] * LANES
-        loaders = [threading.Thread(target=intake, args=(base, args.rate / LANES, stop, sent, lane),
-                                    daemon=True) for lane in range(LANES)]  # fmt: skip
+        loader = start_intake(wrk, port, prefix, args.rate)
         try:
-            started = time.monotonic()
-            for loader in loaders:
-                loader.start()
-            time.sleep(2)  # the intake at its pace first
+            time.sleep(WARM_UP)  # the intake settled at its pace first
             timings = measure(base, orders, args.samples)
-            stop.set()
-            for loader in loaders:
-                loader.join()
-            report(timings, sum(sent), time.monotonic() - started)
         finally:
+            load = stop_intake(loader)
             server.terminate()
             server.wait(timeout=30)
+        report(timings, load)
 
 
 if __name__ == "__main__":

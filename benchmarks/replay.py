@@ -36,11 +36,12 @@ WRITE_BATCH = 5_000
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def order_events(n: int, rng: random.Random) -> list[NewEvent]:
-    """One order's events, about six of them, as the service would have recorded."""
+def order_events(n: int, rng: random.Random, start: datetime = T0) -> list[NewEvent]:
+    """One order's events, about six of them, as the service would have
+    recorded; the orders a second apart from ``start``."""
     order = f"bench-{n}"
     stream = f"order-{order}"
-    at = T0 + timedelta(seconds=n)
+    at = start + timedelta(seconds=n)
     due = at + timedelta(hours=72)
     session = uuid.UUID(int=rng.getrandbits(128)).hex
     outcome = "approved" if rng.random() < 0.8 else "declined"
@@ -76,9 +77,16 @@ def order_events(n: int, rng: random.Random) -> list[NewEvent]:
     return events
 
 
-async def fill(url: str, events_wanted: int, personal: bool = True) -> int:
+async def fill(
+    url: str,
+    events_wanted: int,
+    personal: bool = True,
+    orders_wanted: int = 0,
+    start: datetime = T0,
+) -> int:
     """Append orders until the ledger holds at least ``events_wanted`` events
-    (``personal``: their personal values cut out, as the service does)."""
+    and ``orders_wanted`` orders, a second apart from ``start`` (``personal``:
+    their personal values cut out, as the service does)."""
     cutter = PersonalCutter(load_policy()) if personal else None
     rng = random.Random(1)
     db = Database(url, max_size=2)
@@ -88,10 +96,10 @@ async def fill(url: str, events_wanted: int, personal: bool = True) -> int:
     started = time.perf_counter()
     try:
         await migrate(db)
-        while written < events_wanted:
+        while written < events_wanted or n < orders_wanted:
             batch: list[NewEvent] = []
             while len(batch) < WRITE_BATCH:
-                batch.extend(order_events(n, rng))
+                batch.extend(order_events(n, rng, start))
                 n += 1
             await write(db, batch, cutter)
             written += len(batch)

@@ -52,11 +52,16 @@ def run_wrk(wrk: str, port: int, prefix: Path, args: argparse.Namespace) -> WrkR
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=args.duration + 120, check=False
     )
-    line = next((x for x in done.stdout.splitlines() if x.startswith("HLBENCH ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     if args.verbose:
         print(done.stdout)
+    return parse_wrk_output(done.returncode, done.stdout, done.stderr)
+
+
+def parse_wrk_output(returncode: int, stdout: str, stderr: str) -> WrkResult:
+    """The figures of the HLBENCH line ingest.lua's ``done()`` prints."""
+    line = next((x for x in stdout.splitlines() if x.startswith("HLBENCH ")), None)
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({returncode}):\n{stdout}\n{stderr}")
     data = json.loads(line.removeprefix("HLBENCH "))
     return WrkResult(
         seconds=data["duration_us"] / 1e6,

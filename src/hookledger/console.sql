@@ -17,17 +17,20 @@ SELECT (SELECT count(*) FROM countdown_timers WHERE due_at <= now() + interval '
         FROM tree_checkpoints ORDER BY size DESC LIMIT 1)
 
 -- name: orders_page
--- A page of orders after a keyset cursor (order id), optionally only these ids,
+-- A page of orders after a keyset cursor (order id, in byte order), optionally
+-- only these ids or those from a prefix up to (not including) its successor,
 -- one status, one countdown state, with their countdown's state.
 SELECT o.order_id, to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
        o.status, c.state, o.total::text, o.currency
 FROM orders AS o
 LEFT JOIN countdowns AS c USING (order_id)
 WHERE (%s::text[] IS NULL OR o.order_id = ANY(%s::text[]))
+  AND o.order_id COLLATE "C" >= %s::text
+  AND (%s::text IS NULL OR o.order_id COLLATE "C" < %s::text)
   AND (%s::text = '' OR o.status = %s::text)
   AND (%s::text = '' OR c.state = %s::text)
-  AND o.order_id > %s::text
-ORDER BY o.order_id
+  AND o.order_id COLLATE "C" > %s::text
+ORDER BY o.order_id COLLATE "C"
 LIMIT %s
 
 -- name: requeue_dead

@@ -80,8 +80,10 @@ class ConsoleReads:
     async def orders(
         self, query: str, status: str, countdown: str, after: str
     ) -> tuple[list[dict[str, Any]], bool]:
-        """A page of orders: ``query`` an order id or an e-mail address."""
+        """A page of orders: ``query`` an e-mail address, or the start of an
+        order id (the order of exactly that id first)."""
         ids: list[str] | None = None
+        start, below = "", None
         by_email = "@" in query
         if by_email:
             if self._lookup is None:
@@ -89,8 +91,8 @@ class ConsoleReads:
             subjects = await subjects_for_email(self._db, query, self._lookup)
             ids = [s.removeprefix(ORDER_STREAM_PREFIX) for s in subjects]
         elif query:
-            ids = [query]
-        params = (ids, ids, status, status, countdown, countdown, after, PAGE)
+            start, below = query, successor(query)
+        params = (ids, ids, start, below, below, status, status, countdown, countdown, after, PAGE)
         rows = await self._db.fetch_all(QUERIES["orders_page"], params)
         return [
             {"order_id": r[0], "created_at": r[1], "status": r[2], "countdown": r[3],
@@ -298,3 +300,15 @@ class _JobProgress:
         except HookledgerError as exc:  # only the page's figure is late
             log.warning("console job progress not written",
                         extra={"job": self._job, "error": exc.detail})  # fmt: skip
+
+
+def successor(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, in
+    byte (code point) order; None when there is none."""
+    for cut in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[cut]) + 1
+        if 0xD800 <= point <= 0xDFFF:  # surrogates are not characters Postgres stores
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix[:cut] + chr(point)
+    return None

@@ -303,3 +303,39 @@ def test_an_operator_replays_every_projection_from_the_console_and_it_is_recorde
         row = conn.execute("SELECT payload->>'by' FROM events WHERE type = 'operator.replayed'"
                            " ORDER BY position DESC LIMIT 1").fetchone()  # fmt: skip
     assert row is not None and row[0].startswith("operator token ")
+
+
+def test_an_operator_erases_a_customers_personal_data_after_confirming_and_it_is_recorded(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    body = order_body("c-erase", customerEmail="erase.me@example.com")
+    assert send_post_purchase(console.url, body).status_code == 200
+    with signed_in(console, AUDITOR) as auditor:
+        shown = auditor.get("/console/orders/c-erase").text
+        assert "Personal data" not in shown and "/erase" not in shown
+        csrf = shown.split('name="csrf" value="')[1].split('"')[0]
+        refused = auditor.post("/console/orders/c-erase/erase",
+                               data={"csrf": csrf, "reason": "r", "confirm": "yes"})  # fmt: skip
+        assert refused.status_code == 403
+    with signed_in(console, OPERATOR) as client:
+        shown = client.get("/console/orders/c-erase").text
+        assert "1 personal value of this order" in shown
+        csrf = shown.split('name="csrf" value="')[1].split('"')[0]
+        unsaid = client.post("/console/orders/c-erase/erase", data={"csrf": csrf, "confirm": "yes"})
+        assert unsaid.status_code == 400 and "Say why" in unsaid.text
+        asked = client.post("/console/orders/c-erase/erase",
+                            data={"csrf": csrf, "reason": "customer asked"})  # fmt: skip
+        assert asked.status_code == 200 and "Erase 1 value" in asked.text
+        assert "erase.me@example.com" in client.get("/console/orders/c-erase").text  # not yet
+        confirmed = {"csrf": csrf, "reason": "customer asked", "confirm": "yes"}
+        done = client.post("/console/orders/c-erase/erase", data=confirmed)
+        assert done.status_code == 303 and "erased" in done.headers["location"]
+        after = client.get(done.headers["location"]).text
+        assert "1 personal value erased" in after and "None held" in after
+        assert "erase.me@example.com" not in after and "subject.erased" in after
+    with psycopg.connect(shared_database_url) as conn:
+        row = conn.execute("SELECT payload->>'by', payload->>'via', payload->>'reason'"
+                           " FROM events WHERE type = 'subject.erased'"
+                           " AND stream = 'order-c-erase'").fetchone()  # fmt: skip
+    assert row is not None and row[0].startswith("operator token ")
+    assert row[1] == "console from 127.0.0.1" and row[2] == "customer asked"

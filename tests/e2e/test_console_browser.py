@@ -239,3 +239,21 @@ def test_an_operator_retries_all_dead_letters_of_a_kind_after_a_count(
     assert "2 done" in browser.page_source
     assert violations(browser, axe) == []
     shot(browser, "job")
+
+
+def test_an_operator_erases_a_customers_personal_data_after_a_confirmation_page(
+    browser: webdriver.Chrome, site: ServerProcess, axe: str
+) -> None:
+    sign_in(browser, site, OPERATOR)
+    browser.get(site.url + "/console/orders/b-2")
+    assert "browser.2@example.com" in browser.page_source
+    browser.find_element(By.ID, "reason").send_keys("the customer asked, ticket 7")
+    browser.find_element(By.XPATH, "//button[text()='Erase…']").click()
+    wait_for(lambda: "Erase the personal data" in heading(browser), 10)
+    assert violations(browser, axe) == []
+    shot(browser, "erase-confirm")
+    browser.find_element(By.XPATH, "//button[starts-with(text(), 'Erase 1 value')]").click()
+    wait_for(lambda: present(browser, By.CLASS_NAME, "done"), 10)
+    assert "1 personal value erased" in browser.find_element(By.CLASS_NAME, "done").text
+    assert "browser.2@example.com" not in browser.page_source
+    assert violations(browser, axe) == []

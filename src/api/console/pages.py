@@ -59,7 +59,7 @@ def console_router() -> Router:
     static = create_static_files_router(path="/console/static", directories=[STATIC],
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
-                                            order, evidence, dead_letters, retry, retry_all,
+                                            order, evidence, erase, dead_letters, retry, retry_all,
                                             job, trouble, replays, start_replay, static],
                   include_in_schema=False)  # fmt: skip
 
@@ -222,8 +222,46 @@ async def order(request: AnyRequest, order_id: FromPath[str]) -> Template | Redi
         if not viewer.may_act:  # an auditor sees that a value is held, not the value
             payload = _masked(payload, event.get("personal") or [])
         event["shown"] = json.dumps(payload, indent=2, ensure_ascii=False)
+    done = request.query_params.get("done", "")[:300]
     return _page("order.html", {"viewer": viewer, "order_id": order_id, "status": status or {},
-                                "events": events, "chain": chain})  # fmt: skip
+                                "events": events, "chain": chain, "held": _held(events),
+                                "done": done})  # fmt: skip
+
+
+def _held(events: list[dict[str, Any]]) -> int:
+    """How many personal values of these events are still held."""
+    return sum(1 for e in events for entry in e.get("personal") or [] if entry["state"] == "held")
+
+
+@post("/console/orders/{order_id:str}/erase", status_code=200)
+async def erase(request: AnyRequest, order_id: FromPath[str]) -> Template | Redirect:
+    """Erase the personal values of an order's customer: first what it would
+    take (a confirmation page), then, confirmed, the erasure itself, recorded
+    in the ledger as a ``subject.erased`` event naming the operator."""
+    acting = await _operator_form(request, "erase personal data")
+    if acting is None:
+        return _to_sign_in()
+    viewer, form = acting
+    services = _services(request)
+    if "\x00" in order_id or services.erase is None or services.order_history is None:
+        raise NotFound(f"no order {order_id!r}")
+    reason = str(form.get("reason") or "").strip()[:500]
+    events, _ = await services.order_history(order_id)
+    if not events:
+        raise NotFound(f"no order {order_id!r}")
+    if not reason or form.get("confirm") != "yes":  # first, what it would take
+        return _page("erase.html", {"viewer": viewer, "order_id": order_id, "reason": reason,
+                                    "held": _held(events)},
+                     status=200 if reason else 400)  # fmt: skip
+    address = request.client.host if request.client else "unknown"
+    answer = await services.erase(order_id, None, reason, viewer.who, f"console from {address}")
+    erased = sum(item["values"] for item in answer["subjects"] if item["event_id"])
+    said = "nothing was left to erase"
+    if answer["erased"]:
+        said = (f"{erased} personal value{'s' if erased != 1 else ''} erased; recorded in the "
+                f"ledger as erased by {viewer.who}")  # fmt: skip
+    return Redirect(f"/console/orders/{quote(order_id, safe='')}?done={quote(said)}",
+                    status_code=303, headers=HEADERS)  # fmt: skip
 
 
 @get("/console/dead-letters")
