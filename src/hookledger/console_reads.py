@@ -16,7 +16,7 @@ import msgspec
 
 from events.appender import write
 from events.chain import format_time, verify_stream
-from events.checkpoints import consumer_lags
+from events.checkpoints import ConsumerLag, consumer_lags
 from events.connector import Database
 from events.errors import ChainBroken, HookledgerError
 from events.evidence import event_view
@@ -74,8 +74,13 @@ class ConsoleReads:
             {"provider": r[0], "outcome": r[1], "hour": int(r[2]), "day": int(r[3])}
             for r in await self._db.fetch_all(QUERIES["deliveries_summary"])
         ]
+        lags = await consumer_lags(self._db)
+        # The one furthest behind says whether anything follows the ledger late.
+        behind = max(lags, key=lambda c: (c.events, c.seconds or 0.0), default=None)
+        slowest = _lag(behind) if behind is not None else None
         return {"due_next_hour": int(due), "dead_letters": int(dead), "events": int(events),
-                "checkpoint": checkpoint, "deliveries": deliveries}  # fmt: skip
+                "checkpoint": checkpoint, "deliveries": deliveries,
+                "slowest": slowest}  # fmt: skip
 
     async def orders(
         self, query: str, status: str, countdown: str, after: str
@@ -177,9 +182,7 @@ class ConsoleReads:
         lags = await consumer_lags(self._db)
         rows = await self._db.fetch_all(QUERIES["recent_jobs"], ("replay",))
         return {
-            "consumers": [{"name": c.name, "position": c.position, "events": c.events,
-                           "seconds": round(c.seconds, 1) if c.seconds is not None else None}
-                          for c in lags],
+            "consumers": [_lag(c) for c in lags],
             "jobs": [dict(zip(JOB_KEYS, r, strict=True)) for r in rows],
         }  # fmt: skip
 
@@ -312,3 +315,11 @@ def successor(prefix: str) -> str | None:
         if point <= 0x10FFFF:
             return prefix[:cut] + chr(point)
     return None
+
+
+def _lag(consumer: ConsumerLag) -> dict[str, Any]:
+    """A consumer's position, how many events it has still to take, and how
+    long the oldest of them has waited (seconds, to a tenth)."""
+    seconds = round(consumer.seconds, 1) if consumer.seconds is not None else None
+    return {"name": consumer.name, "position": consumer.position, "events": consumer.events,
+            "seconds": seconds}  # fmt: skip

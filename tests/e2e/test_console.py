@@ -86,6 +86,8 @@ def test_each_role_signs_in_and_reads_the_overview(console: ServerProcess) -> No
             # Each subsystem's state and reason, as /__selftest gives them.
             assert '<th scope="row">ledger</th><td class="state state-' in answer.text
             assert '<td class="state state-"></td>' not in answer.text
+            lag = answer.text.split("<dt>Consumer lag</dt><dd>")[1].split("</dd>")[0]
+            assert "events behind" in lag or "event behind" in lag, lag
             csp = answer.headers["content-security-policy"]
             assert "default-src 'none'" in csp and "script-src" not in csp
             assert client.get("/console/static/console.css").status_code == 200

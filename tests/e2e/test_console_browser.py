@@ -3,14 +3,18 @@ Selenium against a real server with real data. Each role signs in through the
 form; an order is found by id and by e-mail and its timeline read; the pages
 are used with the keyboard alone; axe-core finds no WCAG 2 A/AA violation
 (contrast included); a body full of HTML and script runs nothing; a forged
-session is sent back to sign in. Screenshots of each page go to
+session is sent back to sign in; a form on another site that posts to the
+console is refused. Screenshots of each page go to
 ``HOOKLEDGER_CONSOLE_SCREENSHOTS`` when it names a folder (docs/console holds
 the README's)."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +261,62 @@ def test_an_operator_erases_a_customers_personal_data_after_a_confirmation_page(
     assert "1 personal value erased" in browser.find_element(By.CLASS_NAME, "done").text
     assert "browser.2@example.com" not in browser.page_source
     assert violations(browser, axe) == []
+
+
+@pytest.fixture(scope="module")
+def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """Another site's web server (its port, and the folder it serves)."""
+    folder = tmp_path_factory.mktemp("elsewhere")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], folder
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_form_on_another_site_posting_to_the_console_is_refused(
+    browser: webdriver.Chrome, site: ServerProcess, elsewhere: tuple[int, Path],
+    shared_database_url: str,
+) -> None:  # fmt: skip
+    key = "refund:browser-csrf"
+    dead_letter(shared_database_url, key)
+    port, folder = elsewhere
+    (folder / "prize.html").write_text(
+        '<!doctype html><title>You won</title><form method="post" '
+        f'action="{site.url}/console/dead-letters/retry">'
+        f'<input type="hidden" name="key" value="{key}">'
+        '<input type="hidden" name="csrf" value="guessed">'
+        "<button>Claim your prize</button></form>"
+    )
+    sign_in(browser, site, OPERATOR)
+    # Another site (localhost is not 127.0.0.1), then a page of the same site
+    # on another port (the session cookie goes along; the Origin gives it away).
+    for host in ("localhost", "127.0.0.1"):
+        browser.get(f"http://{host}:{port}/prize.html")
+        browser.find_element(By.TAG_NAME, "button").click()
+        wait_for(lambda: site.url in browser.current_url, 10)
+        assert "queued again" not in browser.page_source
+        assert "unauthorized" in browser.page_source
+    assert action_state(shared_database_url, key) == "dead"
+    browser.get(site.url + "/console")
+    assert browser.current_url.endswith("/console")  # the operator is still signed in
+
+
+def test_every_page_fits_a_phones_width(browser: webdriver.Chrome, site: ServerProcess) -> None:
+    sign_in(browser, site, OPERATOR)
+    browser.set_window_size(390, 844)
+    try:
+        for path in ("/console", "/console/orders", "/console/orders/b-0", "/console/dead-letters",
+                     "/console/trouble", "/console/replays"):  # fmt: skip
+            browser.get(site.url + path)
+            if path == "/console/orders/b-0":
+                shot(browser, "timeline-phone")
+            for details in browser.find_elements(By.TAG_NAME, "summary"):
+                details.click()
+            page = "document.documentElement"
+            wide = browser.execute_script(f"return [{page}.scrollWidth, {page}.clientWidth]")
+            assert wide[0] <= wide[1], (path, wide)  # nothing to scroll sideways
+    finally:
+        browser.set_window_size(1280, 900)
