@@ -341,3 +341,28 @@ def test_an_operator_erases_a_customers_personal_data_after_confirming_and_it_is
                            " AND stream = 'order-c-erase'").fetchone()  # fmt: skip
     assert row is not None and row[0].startswith("operator token ")
     assert row[1] == "console from 127.0.0.1" and row[2] == "customer asked"
+
+
+def test_a_token_taken_out_of_the_settings_ends_the_sessions_it_opened(database_url: str) -> None:
+    first = ServerProcess(database_url, env={"HOOKLEDGER_OPERATOR_TOKENS": "kept-token old-token"})
+    first.start()
+    cookies = {}
+    try:
+        for token in ("kept-token", "old-token"):
+            with signed_in(first, token) as client:
+                cookies[token] = client.cookies["hookledger_console"]
+    finally:
+        first.stop()
+    # The same database (so the same cookie key); the old token revoked.
+    second = ServerProcess(database_url, env={"HOOKLEDGER_OPERATOR_TOKENS": "kept-token"}).start()
+    try:
+        kept = httpx.get(
+            second.url + "/console", cookies={"hookledger_console": cookies["kept-token"]}
+        )
+        assert kept.status_code == 200
+        gone = httpx.get(
+            second.url + "/console", cookies={"hookledger_console": cookies["old-token"]}
+        )
+        assert gone.status_code == 303 and gone.headers["location"] == "/console/sign-in"
+    finally:
+        second.stop()

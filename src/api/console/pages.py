@@ -31,6 +31,7 @@ from api.console.session import (
     same_origin,
     seal,
     secure_cookie,
+    still_granted,
     unseal,
 )
 from api.rejections import Forbidden, NotFound
@@ -81,7 +82,11 @@ async def _viewer(request: AnyRequest) -> Session | None:
     value = request.cookies.get(COOKIE)
     if not value or services.console_key is None:
         return None
-    return unseal(value, await services.console_key())
+    session = unseal(value, await services.console_key())
+    if session is None or not still_granted(session, services.operator_tokens,
+                                            services.auditor_tokens):  # fmt: skip
+        return None
+    return session
 
 
 async def _operator_form(request: AnyRequest, doing: str) -> tuple[Session, Any] | None:

@@ -35,6 +35,9 @@ class Session(msgspec.Struct, frozen=True):
     expires: int
     csrf: str
     who: str
+    # The fingerprint of the token that signed in; empty for the one-time
+    # link and for IAP (checked afresh on every request).
+    token: str = ""
 
     @property
     def may_act(self) -> bool:
@@ -59,10 +62,24 @@ def new_session(
 ) -> Session:
     """A fresh session for a token that signed in (``who``: how it is named in
     the ledger; by default the role and the token's fingerprint)."""
-    fingerprint = hashlib.sha256(token.strip().encode()).hexdigest()[:12]
+    fingerprint = _fingerprint(token)
     return Session(role=role, expires=int((now or time.time()) + LIFETIME_SECONDS),
-                   csrf=secrets.token_urlsafe(24),
-                   who=who or f"{role} token {fingerprint}")  # fmt: skip
+                   csrf=secrets.token_urlsafe(24), who=who or f"{role} token {fingerprint}",
+                   token="" if who else fingerprint)  # fmt: skip
+
+
+def still_granted(session: Session, operators: SecretValues, auditors: SecretValues) -> bool:
+    """Whether the token a session signed in with still grants its role: a
+    token taken out of the settings (or moved to the other role) ends the
+    sessions it opened at their next request, not when they expire."""
+    if not session.token:
+        return True
+    granting = operators if session.role == "operator" else auditors
+    return any(hmac.compare_digest(session.token, _fingerprint(t)) for t in granting.values)
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.strip().encode()).hexdigest()[:12]
 
 
 def seal(session: Session, key: bytes) -> str:
