@@ -58,6 +58,8 @@ class Services:
     erase: Callable[[str | None, str | None, str, str, str], Awaitable[dict[str, Any]]] | None = (
         None
     )
+    # What erasing an order's customer would delete (the console asks first).
+    erasure_preview: Callable[[str], Awaitable[dict[str, int]]] | None = None
     # The console: who may read (auditors) beside the operators, the key its
     # session cookies are signed with, and its reads (overview counts; orders
     # by id, e-mail, status or countdown state after a keyset cursor; an order's event views and

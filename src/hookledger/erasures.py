@@ -14,6 +14,16 @@ from personal.lookup import normalised
 from personal.queries import QUERIES
 
 
+async def erasure_preview(db: Database, order_id: str) -> dict[str, int]:
+    """What erasing an order's customer would delete: ``values`` in all, held
+    for this order or wherever its customer's address appears (``others``:
+    in how many other subjects, such as the same person's other orders)."""
+    subjects = [ORDER_STREAM_PREFIX + order_id]
+    row = await db.fetch_one(QUERIES["erasure_preview"], (subjects, subjects, subjects))
+    values, others = row if row else (0, 0)
+    return {"values": int(values), "others": int(others)}
+
+
 async def erase_request(
     db: Database, order_id: str | None, email: str | None, reason: str, by: str, via: str
 ) -> dict[str, Any]:

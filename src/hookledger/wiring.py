@@ -33,7 +33,7 @@ from hookledger.background import Background, task_queue
 from hookledger.background_process import STATUS_ENV, jobs_down
 from hookledger.checkpointer import Checkpointer
 from hookledger.console_reads import ConsoleReads
-from hookledger.erasures import erase_request
+from hookledger.erasures import erase_request, erasure_preview
 from hookledger.logs import configure
 from hookledger.operations import operation_gauges
 from hookledger.personal_data import personal_cutter
@@ -104,6 +104,7 @@ def build_services(
         trouble=console.trouble,
         iap=_iap(settings),
         erase=partial(erase_request, db),
+        erasure_preview=partial(erasure_preview, db),
         operation_gauges=partial(operation_gauges, db),
         trusted_proxies=settings.trusted_proxies,
         sign_checkpoint=runtime.checkpointer.checkpoint,

@@ -108,8 +108,15 @@ async def erase(
                             "classes": item.classes, "via": via})  # fmt: skip
     # Not under the append lock: an action being sent holds its row while its
     # outcome waits for that lock, so waiting here for the row would never end.
-    cancelled = await forget_addresses(db, subjects)
-    return [msgspec.structs.replace(e, cancelled_emails=cancelled.get(e.subject, 0)) for e in done]
+    # Every subject a value was taken from: the same address in the person's
+    # other orders goes from their copies too.
+    touched = list(dict.fromkeys([*subjects, *(str(r[2]) for r in rows)]))
+    cancelled = await forget_addresses(db, touched)
+    # Credited as the values are: those of subjects not asked for, to the first.
+    elsewhere = sum(n for subject, n in cancelled.items() if subject not in subjects)
+    return [msgspec.structs.replace(e, cancelled_emails=cancelled.get(e.subject, 0)
+                                    + (elsewhere if e.subject == subjects[0] else 0))
+            for e in done]  # fmt: skip
 
 
 async def forget_addresses(db: Database, subjects: Sequence[str]) -> dict[str, int]:

@@ -26,6 +26,15 @@ WHERE subject = ANY(%s::text[])
 ORDER BY position, n
 FOR UPDATE
 
+-- name: erasure_preview
+-- What an erasure of these subjects would delete (held_for_erasure, counted,
+-- nothing locked): how many values, and of how many subjects besides them.
+SELECT count(*), count(DISTINCT subject) FILTER (WHERE subject <> ALL(%s::text[]))
+FROM personal_values
+WHERE subject = ANY(%s::text[])
+   OR lookup = ANY(ARRAY(SELECT lookup FROM personal_values
+                         WHERE subject = ANY(%s::text[]) AND lookup IS NOT NULL))
+
 -- name: delete_values
 DELETE FROM personal_values AS p
 USING unnest(%s::int8[], %s::int4[]) AS d(position, n)

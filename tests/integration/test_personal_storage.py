@@ -87,6 +87,32 @@ async def test_erasing_an_order_forgets_its_values_and_the_chain_still_verifies(
     assert left[0][0] == 0
 
 
+async def test_erasing_one_order_forgets_the_address_in_the_same_persons_other_orders(
+    db: Database,
+) -> None:
+    await append(db, order_event("1"), order_event("2"), order_event("3", "grace@example.com"))
+    for order, email in (("1", EMAIL), ("2", EMAIL), ("3", "grace@example.com")):
+        await db.fetch_all(
+            "INSERT INTO orders (order_id, customer, status, updated_at)"
+            " VALUES (%s, %s, 'created', now()) RETURNING 1",
+            (order, email),
+        )
+        await db.fetch_all(
+            "INSERT INTO actions (key, kind, order_id, trigger_event_id, params, state)"
+            " VALUES (%s, 'email.reminder', %s, 't', jsonb_build_object('to', %s::text),"
+            " 'pending') RETURNING 1",
+            (f"reminder:{order}", order, email),
+        )
+
+    done = await erase(db, ["order-1"], reason="customer asked", by="dpo", via="test")
+
+    assert done[0].values == 2 and done[0].cancelled_emails == 2
+    customers = await db.fetch_all("SELECT order_id, customer FROM orders ORDER BY order_id")
+    assert customers == [("1", None), ("2", None), ("3", "grace@example.com")]
+    actions = await db.fetch_all("SELECT order_id, state, params ? 'to' FROM actions ORDER BY 1")
+    assert actions == [("1", "dead", False), ("2", "dead", False), ("3", "pending", True)]
+
+
 async def test_erasing_twice_records_nothing_new(db: Database) -> None:
     await append(db, order_event("1"))
     await erase(db, ["order-1"], reason="asked", by="dpo", via="test")

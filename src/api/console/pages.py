@@ -248,15 +248,17 @@ async def erase(request: AnyRequest, order_id: FromPath[str]) -> Template | Redi
         return _to_sign_in()
     viewer, form = acting
     services = _services(request)
-    if "\x00" in order_id or services.erase is None or services.order_history is None:
+    if ("\x00" in order_id or services.erase is None or services.order_history is None
+            or services.erasure_preview is None):  # fmt: skip
         raise NotFound(f"no order {order_id!r}")
     reason = str(form.get("reason") or "").strip()[:500]
     events, _ = await services.order_history(order_id)
     if not events:
         raise NotFound(f"no order {order_id!r}")
     if not reason or form.get("confirm") != "yes":  # first, what it would take
+        preview = await services.erasure_preview(order_id)
         return _page("erase.html", {"viewer": viewer, "order_id": order_id, "reason": reason,
-                                    "held": _held(events)},
+                                    "held": _held(events), "preview": preview},
                      status=200 if reason else 400)  # fmt: skip
     address = request.client.host if request.client else "unknown"
     answer = await services.erase(order_id, None, reason, viewer.who, f"console from {address}")
