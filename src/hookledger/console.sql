@@ -7,10 +7,11 @@ INSERT INTO installation_keys (name, key) VALUES (%s, %s) ON CONFLICT DO NOTHING
 SELECT key FROM installation_keys WHERE name = %s
 
 -- name: overview
--- Countdown timers due within the hour, dead letters, the ledger's size, and
--- the newest checkpoint (size, when signed).
+-- Countdown timers due within the hour, dead letters (actions and Cloud
+-- Tasks), the ledger's size, and the newest checkpoint (size, when signed).
 SELECT (SELECT count(*) FROM countdown_timers WHERE due_at <= now() + interval '1 hour'),
-       (SELECT count(*) FROM actions WHERE state = 'dead'),
+       (SELECT count(*) FROM actions WHERE state = 'dead')
+         + (SELECT count(*) FROM task_dead_letters),
        (SELECT coalesce(max(position), 0) FROM events),
        (SELECT size || ' events, signed ' || to_char(signed_at AT TIME ZONE 'UTC',
                                                      'YYYY-MM-DD HH24:MI:SS') || ' UTC'

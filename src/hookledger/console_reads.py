@@ -29,6 +29,7 @@ from projections.projectors import PROJECTIONS
 from projections.replay import replay
 from scheduler.actions.queries import QUERIES as ACTIONS
 from scheduler.actions.queue import dead_letters
+from scheduler.cloudtasks import dead_tasks
 
 log = logging.getLogger(__name__)
 QUERIES = load(Path(__file__).with_name("console.sql"))
@@ -106,12 +107,15 @@ class ConsoleReads:
         ], by_email  # fmt: skip
 
     async def dead_letters(self) -> list[dict[str, Any]]:
-        """The actions that gave up, oldest first."""
+        """The actions that gave up, and the Cloud Tasks that did (not
+        retriable: the reconciler still fires their timers), oldest first."""
+        actions = [(d, True) for d in await dead_letters(self._db)]
+        tasks = [(d, False) for d in await dead_tasks(self._db)]
         return [
             {"key": d.key, "kind": d.kind, "order_id": d.order_id, "attempts": d.attempts,
              "retries": d.retries, "last_error": d.last_error,
-             "updated_at": format_time(d.updated_at)}
-            for d in await dead_letters(self._db)
+             "updated_at": format_time(d.updated_at), "retriable": retriable}
+            for d, retriable in sorted(actions + tasks, key=lambda x: (x[0].updated_at, x[0].key))
         ]  # fmt: skip
 
     async def retry(self, key: str, who: str, address: str) -> bool:
@@ -144,7 +148,8 @@ class ConsoleReads:
     async def retry_all(self, kind: str, who: str, address: str) -> int:
         """Retry every dead letter (of ``kind``, or all) in the background, each
         recorded as ``retry`` records one; the console job that follows it."""
-        keys = [d["key"] for d in await self.dead_letters() if not kind or d["kind"] == kind]
+        keys = [d["key"] for d in await self.dead_letters()
+                if d["retriable"] and (not kind or d["kind"] == kind)]  # fmt: skip
         what = f"retry {len(keys)} dead letter{'s' if len(keys) != 1 else ''}" + (
             f" of kind {kind}" if kind else ""
         )

@@ -370,3 +370,25 @@ def test_a_token_taken_out_of_the_settings_ends_the_sessions_it_opened(database_
         assert gone.status_code == 303 and gone.headers["location"] == "/console/sign-in"
     finally:
         second.stop()
+
+
+def test_a_cloud_task_that_gave_up_is_listed_but_never_offered_for_retry(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    task = "projects/p/locations/l/queues/q/tasks/c-1-expiry-given-up"
+    with psycopg.connect(shared_database_url) as conn:
+        conn.execute("INSERT INTO task_dead_letters (task_name, order_id, retry_count, last_error)"
+                     " VALUES (%s, 'c-1', 9, 'answered 503')", (task,))  # fmt: skip
+    try:
+        with signed_in(console, OPERATOR) as client:
+            shown = client.get("/console/dead-letters?kind=countdown.task").text
+            assert task in shown and "answered 503" in shown
+            assert "the reconciler still fires its timer" in shown
+            assert f'name="key" value="{task}"' not in shown and "Retry all" not in shown
+            csrf = shown.split('name="csrf" value="')[1].split('"')[0]
+            asked = client.post("/console/dead-letters/retry-all",
+                                data={"csrf": csrf, "kind": "countdown.task"})  # fmt: skip
+            assert "Retry 0 dead letters?" in asked.text
+    finally:
+        with psycopg.connect(shared_database_url) as conn:
+            conn.execute("DELETE FROM task_dead_letters WHERE task_name = %s", (task,))

@@ -281,9 +281,11 @@ async def dead_letters(request: AnyRequest) -> Template | Redirect:
     kinds = sorted({letter["kind"] for letter in letters})
     kind = request.query_params.get("kind", "")
     shown = [letter for letter in letters if not kind or letter["kind"] == kind]
+    retriable = sum(1 for letter in shown if letter["retriable"])
     done = request.query_params.get("done", "")[:300]
     return _page("dead_letters.html", {"viewer": viewer, "letters": shown, "kinds": kinds,
-                                       "kind": kind, "done": done})  # fmt: skip
+                                       "kind": kind, "done": done,
+                                       "retriable": retriable})  # fmt: skip
 
 
 @post("/console/dead-letters/retry", status_code=303)
@@ -340,7 +342,8 @@ async def retry_all(request: AnyRequest) -> Template | Redirect:
         raise NotFound("no dead letters here")
     kind = str(form.get("kind") or "")[:200]
     if form.get("confirm") != "yes":  # first, how many it would touch
-        count = sum(1 for d in await services.dead_letters() if not kind or d["kind"] == kind)
+        count = sum(1 for d in await services.dead_letters()
+                    if d["retriable"] and (not kind or d["kind"] == kind))  # fmt: skip
         return _page("confirm.html", {"viewer": viewer, "count": count, "kind": kind})
     address = request.client.host if request.client else "unknown"
     job_id = await services.retry_all(kind, viewer.who, address)
