@@ -392,3 +392,29 @@ def test_a_cloud_task_that_gave_up_is_listed_but_never_offered_for_retry(
     finally:
         with psycopg.connect(shared_database_url) as conn:
             conn.execute("DELETE FROM task_dead_letters WHERE task_name = %s", (task,))
+
+
+def test_thousands_of_dead_letters_list_the_oldest_and_retry_all_still_takes_each(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    with psycopg.connect(shared_database_url) as conn:
+        conn.execute(
+            "INSERT INTO actions (key, kind, order_id, trigger_event_id, params, state, attempts,"
+            " last_error, updated_at) SELECT 'email.flood:' || n, 'email.flood', 'c-1', 't', '{}',"
+            " 'dead', 5, 'provider said 500', now() - n * interval '1 second'"
+            " FROM generate_series(1, 1500) AS n"
+        )
+    try:
+        with signed_in(console, OPERATOR) as client:
+            shown = client.get("/console/dead-letters?kind=email.flood").text
+            assert "1500 actions or timer tasks that gave up; the oldest 200 listed" in shown
+            assert shown.count('name="key" value="email.flood:') == 200
+            assert "email.flood:1500" in shown and "email.flood:1300" not in shown  # oldest first
+            assert "Retry all 1500 matching" in shown
+            csrf = shown.split('name="csrf" value="')[1].split('"')[0]
+            asked = client.post("/console/dead-letters/retry-all",
+                                data={"csrf": csrf, "kind": "email.flood"})  # fmt: skip
+            assert "Retry 1500 dead letters?" in asked.text
+    finally:
+        with psycopg.connect(shared_database_url) as conn:
+            conn.execute("DELETE FROM actions WHERE kind = 'email.flood'")
