@@ -57,6 +57,17 @@ def signed_in(server: ServerProcess, token: str) -> Iterator[httpx.Client]:
         yield client
 
 
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    return html.split('name="csrf" value="')[1].split('"', maxsplit=1)[0]
+
+
+def retry_all_count(client: httpx.Client, html: str, kind: str) -> str:
+    """The confirmation page "retry all" of ``kind`` answers first."""
+    data = {"csrf": csrf_of(html), "kind": kind}
+    return client.post("/console/dead-letters/retry-all", data=data).text
+
+
 def page(client: httpx.Client, path: str) -> httpx.Response:
     for _ in range(50):  # the projections follow the ledger in the background
         answer = client.get(path)
@@ -177,13 +188,13 @@ def test_an_operator_retries_a_dead_letter_and_the_ledger_records_who(
         listed = auditor.get("/console/dead-letters")
         assert key in listed.text and "provider said 500" in listed.text
         assert 'action="/console/dead-letters/retry"' not in listed.text  # no button to press
-        csrf = auditor.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(auditor.get("/console").text)
         refused = auditor.post("/console/dead-letters/retry", data={"csrf": csrf, "key": key})
         assert refused.status_code == 403
     assert action_state(shared_database_url, key) == "dead"
     with signed_in(console, OPERATOR) as operator:
         page_ = operator.get("/console/dead-letters")
-        csrf = page_.text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(page_.text)
         done = operator.post("/console/dead-letters/retry", data={"csrf": csrf, "key": key})
         assert done.status_code == 303 and "queued%20again" in done.headers["location"]
         # Safe mode: the retried refund is recorded as a dry run, and counts as done.
@@ -256,7 +267,7 @@ def test_retrying_every_dead_letter_of_a_kind_says_how_many_first_then_runs_with
     for key in keys:
         dead_letter(shared_database_url, key)
     with signed_in(console, OPERATOR) as client:
-        csrf = client.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(client.get("/console").text)
         asked = client.post(
             "/console/dead-letters/retry-all", data={"csrf": csrf, "kind": "refund"}
         )
@@ -276,7 +287,7 @@ def test_retrying_every_dead_letter_of_a_kind_says_how_many_first_then_runs_with
         assert progress is not None and "3 done, 0 not retried, of 3" in progress
     assert wait_for(lambda: all(action_state(shared_database_url, k) == "done" for k in keys), 20)
     with signed_in(console, AUDITOR) as auditor:
-        csrf = auditor.get("/console").text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(auditor.get("/console").text)
         refused = auditor.post("/console/dead-letters/retry-all", data={"csrf": csrf, "kind": ""})
         assert refused.status_code == 403
 
@@ -287,10 +298,10 @@ def test_an_operator_replays_every_projection_from_the_console_and_it_is_recorde
     with signed_in(console, AUDITOR) as auditor:
         page_ = auditor.get("/console/replays")
         assert "projection.orders" in page_.text and "Replay every projection" not in page_.text
-        csrf = page_.text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(page_.text)
         assert auditor.post("/console/replays", data={"csrf": csrf}).status_code == 403
     with signed_in(console, OPERATOR) as client:
-        csrf = client.get("/console/replays").text.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(client.get("/console/replays").text)
         started = client.post("/console/replays", data={"csrf": csrf})
         assert started.status_code == 303, started.text
 
@@ -316,14 +327,14 @@ def test_an_operator_erases_a_customers_personal_data_after_confirming_and_it_is
     with signed_in(console, AUDITOR) as auditor:
         shown = auditor.get("/console/orders/c-erase").text
         assert "Personal data" not in shown and "/erase" not in shown
-        csrf = shown.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(shown)
         refused = auditor.post("/console/orders/c-erase/erase",
                                data={"csrf": csrf, "reason": "r", "confirm": "yes"})  # fmt: skip
         assert refused.status_code == 403
     with signed_in(console, OPERATOR) as client:
         shown = client.get("/console/orders/c-erase").text
         assert "1 personal value of this order" in shown
-        csrf = shown.split('name="csrf" value="')[1].split('"')[0]
+        csrf = csrf_of(shown)
         unsaid = client.post("/console/orders/c-erase/erase", data={"csrf": csrf, "confirm": "yes"})
         assert unsaid.status_code == 400 and "Say why" in unsaid.text
         asked = client.post("/console/orders/c-erase/erase",
@@ -385,10 +396,7 @@ def test_a_cloud_task_that_gave_up_is_listed_but_never_offered_for_retry(
             assert task in shown and "answered 503" in shown
             assert "the reconciler still fires its timer" in shown
             assert f'name="key" value="{task}"' not in shown and "Retry all" not in shown
-            csrf = shown.split('name="csrf" value="')[1].split('"')[0]
-            asked = client.post("/console/dead-letters/retry-all",
-                                data={"csrf": csrf, "kind": "countdown.task"})  # fmt: skip
-            assert "Retry 0 dead letters?" in asked.text
+            assert "Retry 0 dead letters?" in retry_all_count(client, shown, "countdown.task")
     finally:
         with psycopg.connect(shared_database_url) as conn:
             conn.execute("DELETE FROM task_dead_letters WHERE task_name = %s", (task,))
@@ -411,10 +419,7 @@ def test_thousands_of_dead_letters_list_the_oldest_and_retry_all_still_takes_eac
             assert shown.count('name="key" value="email.flood:') == 200
             assert "email.flood:1500" in shown and "email.flood:1300" not in shown  # oldest first
             assert "Retry all 1500 matching" in shown
-            csrf = shown.split('name="csrf" value="')[1].split('"')[0]
-            asked = client.post("/console/dead-letters/retry-all",
-                                data={"csrf": csrf, "kind": "email.flood"})  # fmt: skip
-            assert "Retry 1500 dead letters?" in asked.text
+            assert "Retry 1500 dead letters?" in retry_all_count(client, shown, "email.flood")
     finally:
         with psycopg.connect(shared_database_url) as conn:
             conn.execute("DELETE FROM actions WHERE kind = 'email.flood'")
