@@ -61,6 +61,7 @@ PAGES = {
     "dead letters": "/console/dead-letters",
     "trouble": "/console/trouble",
     "replays": "/console/replays",
+    "operators": "/console/operators",
 }
 
 

@@ -89,5 +89,7 @@ class Services:
     # where) -> its job's id.
     replays: Callable[[], Awaitable[dict[str, Any]]] | None = None
     start_replay: Callable[[str, str], Awaitable[int]] | None = None
+    # What operators did, newest first, a page before a position (or the newest).
+    operator_actions: Callable[[int | None], Awaitable[list[dict[str, Any]]]] | None = None
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

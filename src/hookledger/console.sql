@@ -126,3 +126,17 @@ ORDER BY id DESC LIMIT 10
 
 -- name: rename_job
 UPDATE console_jobs SET what = %s WHERE id = %s RETURNING id
+
+-- name: operator_actions
+-- What operators did, newest first, before a keyset cursor (a position). The
+-- types are those of migration 0017's index, which serves this read.
+SELECT position, stream, type,
+       to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       coalesce(metadata->>'by', payload->>'by'),
+       coalesce(payload->>'from', payload->>'via'),
+       payload
+FROM events
+WHERE type IN ('operator.retried', 'operator.replayed', 'subject.erased')
+  AND position < %s
+ORDER BY position DESC
+LIMIT %s

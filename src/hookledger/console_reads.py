@@ -264,6 +264,19 @@ class ConsoleReads:
                         for r in blocked],
         }  # fmt: skip
 
+    async def operator_actions(self, before: int | None) -> list[dict[str, Any]]:
+        """What operators did (retries, replays, erasures: who, from where,
+        what), newest first, a page before position ``before``."""
+        rows = await self._db.fetch_all(QUERIES["operator_actions"],
+                                        (before or 2**63 - 1, PAGE))  # fmt: skip
+        return [
+            {"position": r[0], "stream": r[1], "type": r[2], "at": r[3], "by": r[4] or "-",
+             "where": r[5] or "-", "what": _what(r[2], r[6]),
+             "order_id": r[1].removeprefix(ORDER_STREAM_PREFIX)
+             if r[1].startswith(ORDER_STREAM_PREFIX) else None}
+            for r in rows
+        ]  # fmt: skip
+
     async def history(self, order_id: str) -> tuple[list[dict[str, Any]], str]:
         """The order's events as the audit read shows them, and its chain's state
         (recomputed from the events read: `hookledger verify` also checks the
@@ -328,3 +341,16 @@ def _lag(consumer: ConsumerLag) -> dict[str, Any]:
     seconds = round(consumer.seconds, 1) if consumer.seconds is not None else None
     return {"name": consumer.name, "position": consumer.position, "events": consumer.events,
             "seconds": seconds}  # fmt: skip
+
+
+def _what(kind: str, payload: dict[str, Any]) -> str:
+    """One line saying what an operator's event did."""
+    if kind == "operator.retried":
+        return f"retried {payload.get('kind')} {payload.get('key')} (retry {payload.get('retry')})"
+    if kind == "operator.replayed":
+        return f"replayed every projection (job {payload.get('job')})"
+    classes = ", ".join(str(c) for c in payload.get("classes") or [])
+    values, events = payload.get("values"), payload.get("events")
+    reason = payload.get("reason")
+    return (f"erased {values} personal value{'' if values == 1 else 's'} of {events}"
+            f" event{'' if events == 1 else 's'} ({classes}); reason: {reason}")  # fmt: skip

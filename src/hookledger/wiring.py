@@ -99,6 +99,7 @@ def build_services(
         retry_all=console.retry_all,
         console_job=console.job,
         replays=console.replays,
+        operator_actions=console.operator_actions,
         start_replay=console.start_replay,
         redeem_link=console.redeem_link,
         trouble=console.trouble,

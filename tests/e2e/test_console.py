@@ -423,3 +423,29 @@ def test_thousands_of_dead_letters_list_the_oldest_and_retry_all_still_takes_eac
     finally:
         with psycopg.connect(shared_database_url) as conn:
             conn.execute("DELETE FROM actions WHERE kind = 'email.flood'")
+
+
+def test_the_auditor_reads_what_each_operator_did_and_from_where(
+    console: ServerProcess, shared_database_url: str
+) -> None:
+    body = order_body("c-ops", customerEmail="ops.person@example.com")
+    assert send_post_purchase(console.url, body).status_code == 200
+    dead_letter(shared_database_url, "refund:ops-test")
+    with signed_in(console, OPERATOR) as client:
+        csrf = csrf_of(client.get("/console").text)
+        retried = client.post("/console/dead-letters/retry",
+                              data={"csrf": csrf, "key": "refund:ops-test"})  # fmt: skip
+        assert retried.status_code == 303
+        asked = {"csrf": csrf, "reason": "asked by phone", "confirm": "yes"}
+        erased = client.post("/console/orders/c-ops/erase", data=asked)
+        assert erased.status_code == 303
+    with signed_in(console, AUDITOR) as auditor:
+        shown = auditor.get("/console/operators").text
+    rows = shown.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    erasure = next(r for r in rows if "subject.erased" in r and "c-ops" in r)
+    retry = next(r for r in rows if "operator.retried" in r and "refund:ops-test" in r)
+    assert rows.index(erasure) < rows.index(retry)  # newest first
+    assert "operator token " in erasure and "console from 127.0.0.1" in erasure
+    assert "reason: asked by phone" in erasure and "ops.person@example.com" not in shown
+    assert "operator token " in retry and "127.0.0.1" in retry
+    assert 'href="/console/orders/c-ops"' in erasure

@@ -166,6 +166,10 @@ def test_each_role_signs_in_finds_an_order_and_reads_its_timeline(
         assert violations(browser, axe) == []
         shot(browser, f"replays-{role}")
 
+        browser.get(site.url + "/console/operators")
+        assert "What operators did" in browser.page_source
+        assert violations(browser, axe) == []
+
 
 def test_the_keyboard_reaches_every_control_in_order(
     browser: webdriver.Chrome, site: ServerProcess
@@ -261,6 +265,11 @@ def test_an_operator_erases_a_customers_personal_data_after_a_confirmation_page(
     assert "1 personal value erased" in browser.find_element(By.CLASS_NAME, "done").text
     assert "browser.2@example.com" not in browser.page_source
     assert violations(browser, axe) == []
+    sign_in(browser, site, AUDITOR)  # who did it, as the auditor reads it
+    browser.get(site.url + "/console/operators")
+    assert "the customer asked, ticket 7" in browser.page_source
+    assert violations(browser, axe) == []
+    shot(browser, "operators-auditor")
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +318,7 @@ def test_every_page_fits_a_phones_width(browser: webdriver.Chrome, site: ServerP
     browser.set_window_size(390, 844)
     try:
         for path in ("/console", "/console/orders", "/console/orders/b-0", "/console/dead-letters",
-                     "/console/trouble", "/console/replays"):  # fmt: skip
+                     "/console/trouble", "/console/replays", "/console/operators"):  # fmt: skip
             browser.get(site.url + path)
             if path == "/console/orders/b-0":
                 shot(browser, "timeline-phone")

@@ -61,7 +61,8 @@ def console_router() -> Router:
                                         include_in_schema=False)  # fmt: skip
     return Router(path="/", route_handlers=[sign_in_page, sign_in, sign_out, overview, orders,
                                             order, evidence, erase, dead_letters, retry, retry_all,
-                                            job, trouble, replays, start_replay, static],
+                                            job, trouble, replays, start_replay, operators,
+                                            static],
                   include_in_schema=False)  # fmt: skip
 
 
@@ -388,3 +389,19 @@ async def start_replay(request: AnyRequest) -> Redirect:
     address = request.client.host if request.client else "unknown"
     job_id = await services.start_replay(viewer.who, address)
     return Redirect(f"/console/jobs/{job_id}", status_code=303, headers=HEADERS)
+
+
+@get("/console/operators")
+async def operators(request: AnyRequest) -> Template | Redirect:
+    """What operators did (retries, replays, erasures), newest first: the
+    auditor's view of the operators, read from the ledger."""
+    viewer = await _viewer(request)
+    if viewer is None:
+        return _to_sign_in()
+    services = _services(request)
+    before = request.query_params.get("before", "")
+    start = int(before) if before.isdigit() and len(before) < 19 else None
+    actions = await services.operator_actions(start) if services.operator_actions else []
+    older = actions[-1]["position"] if len(actions) == PAGE else None
+    return _page("operators.html", {"viewer": viewer, "actions": actions, "older": older,
+                                    "paged": start is not None})  # fmt: skip
