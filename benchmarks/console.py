@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from benchmarks.databases import DEFAULT_SERVER, scratch_database
 from benchmarks.ingest.load import WrkResult, parse_wrk_output
@@ -37,13 +38,16 @@ from benchmarks.ingest.requests import POST_PURCHASE_SECRET, VERIFF_SECRET, writ
 from benchmarks.ingest.server import free_port
 from benchmarks.replay import fill
 from benchmarks.tree import build_by_consumer
+from events.appender import write
 from events.connector import Database
+from events.model import NewEvent
 from events.queries import QUERIES as LEDGER
 from projections.projectors import PROJECTIONS
 from projections.replay import replay
 from scheduler.policy import CountdownPolicy
 
 PAGE_TARGET = 0.100
+OPERATOR_ACTIONS = 2_000  # retries already recorded, among the million events
 WARM_UP = 10  # seconds of intake before the pages are timed
 SEARCH_TARGET = 0.050
 TOKEN = uuid.uuid4().hex
@@ -65,14 +69,17 @@ PAGES = {
 }
 
 
-async def rebuild(url: str) -> int:
-    """The ledger as a running service would have it: projections rebuilt, the
-    countdown policy past every event (its decisions are among those filled)
-    and the Merkle tree holding every event. Left behind, the background would
-    spend the measurement catching up on a million events."""
+async def rebuild(url: str, written: int) -> tuple[int, int]:
+    """The ledger as a running service would have it: operators' retries
+    recorded, projections rebuilt, the countdown policy past every event (its
+    decisions are among those filled) and the Merkle tree holding every event.
+    Left behind, the background would spend the measurement catching up on a
+    million events. The ledger's events and orders."""
     db = Database(url, max_size=4)
     await db.open()
     try:
+        # Of orders that exist: each has five events or more.
+        await write(db, operator_retries(min(OPERATOR_ACTIONS, written // 6)))
         report = await replay(db, list(PROJECTIONS.values()))
         async with db.transaction() as session:
             await session.execute(
@@ -87,7 +94,23 @@ async def rebuild(url: str) -> int:
             await conn.session().execute("ANALYZE")
     finally:
         await db.close()
-    return report.orders
+    return report.events, report.orders
+
+
+def operator_retries(count: int) -> list[NewEvent]:
+    """Retries an operator made over the months, for the Operators page to list."""
+    who = {"by": "operator token b", "from": "203.0.113.9"}
+    events = []
+    for n in range(count):
+        order = f"bench-{n}"
+        key = f"refund:countdown.closed:{order}"
+        body = {"action": "retry", "key": key, "kind": "refund", "retry": 1,
+                "last_error": "provider said 500", "at": "2026-06-01T00:00:00Z", **who}  # fmt: skip
+        raw = msgspec.json.encode(body)
+        events.append(NewEvent(provider="hookledger", event_id=f"operator.retry:{key}:1",
+                               stream=f"order-{order}", type="operator.retried",
+                               payload_json=raw, raw=raw, metadata=who))  # fmt: skip
+    return events
 
 
 def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -172,8 +195,8 @@ def main() -> None:
         # measurement erasing a year's backlog.
         start = datetime.now(UTC) - timedelta(seconds=args.orders * 1.1)
         written = asyncio.run(fill(url, args.events, orders_wanted=args.orders, start=start))
-        orders = asyncio.run(rebuild(url))
-        print(f"ledger: {written:,} events, {orders:,} orders")
+        events, orders = asyncio.run(rebuild(url, written))
+        print(f"ledger: {events:,} events, {orders:,} orders")
         port = free_port()
         log = Path(tempfile.gettempdir()) / f"hookledger-bench-console-{port}.log"
         # Signed now: the server refuses Standard Webhooks timestamps over 5 minutes old.
