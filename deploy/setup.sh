@@ -49,6 +49,7 @@ secret hookledger-authorizenet-secret hookledger-api
 secret hookledger-sendgrid-public-key hookledger-api
 secret hookledger-api-token hookledger-api
 secret hookledger-operator-tokens hookledger-api
+secret hookledger-auditor-tokens hookledger-api
 secret hookledger-sendgrid-api-key hookledger-worker
 secret hookledger-authorizenet-transaction-key hookledger-worker
 secret hookledger-export-hash-key hookledger-worker

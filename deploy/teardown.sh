@@ -56,7 +56,7 @@ echo "== secrets"
 for name in database-url database-owner-url veriff-secret post-purchase-secret \
             shopify-secret stripe-secret authorizenet-secret sendgrid-public-key \
             api-token sendgrid-api-key authorizenet-transaction-key export-hash-key \
-            metrics-token run-monitoring operator-tokens; do
+            metrics-token run-monitoring operator-tokens auditor-tokens; do
     gone gcloud secrets delete "hookledger-$name"
 done
 

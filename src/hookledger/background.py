@@ -15,6 +15,7 @@ from events.consumer import ConsumerRunner
 from events.store import read_heads_after
 from events.tree import TreeConsumer, read_hashes_after
 from hookledger.checkpointer import Checkpointer
+from hookledger.console_jobs import ConsoleJobs
 from hookledger.exports import bigquery_config, run_bigquery_exporter
 from hookledger.secrets import SecretStore
 from hookledger.settings import Settings
@@ -113,6 +114,9 @@ class Background:
         jobs["retention"] = partial(
             retention.run, self._db, self._settings.retention_interval.total_seconds()
         )
+        # What operators started from the console: here, not in the web process
+        # that took the request (Cloud Run may throttle or stop it).
+        jobs["console_jobs"] = ConsoleJobs(self._db).run
         # A job runs until cancelled: the exporter is one only where it has work.
         if self._bigquery is not None:
             jobs["exporter.bigquery"] = partial(

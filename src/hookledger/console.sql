@@ -101,8 +101,17 @@ WHERE minute > now() - interval '24 hours'
 GROUP BY provider, outcome
 ORDER BY provider, outcome
 
--- name: start_job
-INSERT INTO console_jobs (what, by, total) VALUES (%s, %s, %s) RETURNING id
+-- name: queue_job
+-- A job for the background process's runner (console_jobs.py).
+INSERT INTO console_jobs (what, by, total, kind, params) VALUES (%s, %s, %s, %s, %s)
+RETURNING id
+
+-- name: next_job
+-- The oldest unfinished job, taken (again, from the start, if a runner died
+-- in it: the runner holds a lease, so no other is working on it).
+UPDATE console_jobs SET picked_at = now(), done = 0, failed = 0
+WHERE id = (SELECT id FROM console_jobs WHERE finished_at IS NULL ORDER BY id LIMIT 1)
+RETURNING id, kind, params, by
 
 -- name: job_progress
 UPDATE console_jobs SET done = %s, failed = %s,
@@ -113,14 +122,16 @@ RETURNING id
 -- name: read_job
 SELECT id, what, by, total, done, failed,
        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       picked_at IS NOT NULL
 FROM console_jobs WHERE id = %s
 
 -- name: recent_jobs
 -- The console's latest jobs of one sort (their "what" starts with it).
 SELECT id, what, by, total, done, failed,
        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       picked_at IS NOT NULL
 FROM console_jobs WHERE what LIKE %s || '%%'
 ORDER BY id DESC LIMIT 10
 

@@ -4,10 +4,8 @@ orders by id, e-mail (keyed hash) or status, an order's history."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,22 @@ from events.appender import write
 from events.chain import format_time, verify_stream
 from events.checkpoints import ConsumerLag, consumer_lags
 from events.connector import Database
-from events.errors import ChainBroken, HookledgerError
+from events.errors import ChainBroken
 from events.evidence import event_view
 from events.model import ORDER_STREAM_PREFIX, NewEvent
 from events.queries import load
 from events.store import read_stream
+from hookledger.console_jobs import retry_dead_letter
 from personal.erasure import subjects_for_email
 from personal.lookup import lookup_key
 from projections.projectors import PROJECTIONS
-from projections.replay import replay
-from scheduler.actions.queries import QUERIES as ACTIONS
 from scheduler.actions.queue import dead_letters
 from scheduler.cloudtasks import dead_tasks
 
 log = logging.getLogger(__name__)
 QUERIES = load(Path(__file__).with_name("console.sql"))
 PAGE = 50
-JOB_KEYS = ("id", "what", "by", "total", "done", "failed", "started_at", "finished_at")
+JOB_KEYS = ("id", "what", "by", "total", "done", "failed", "started_at", "finished_at", "picked")
 LINK_SECONDS = 15 * 60
 
 
@@ -45,8 +42,6 @@ class ConsoleReads:
         self._db = db
         self._key: bytes | None = None
         self._lookup: bytes | None = None
-        # Background jobs started here (kept referenced while they run).
-        self._jobs: set[asyncio.Task[None]] = set()
 
     async def session_key(self) -> bytes:
         """The installation's console key, made on first use."""
@@ -119,67 +114,23 @@ class ConsoleReads:
         ]  # fmt: skip
 
     async def retry(self, key: str, who: str, address: str) -> bool:
-        """Queue a dead action again and record who did it, from where, in the
-        order's stream, in one transaction; False if it is not dead."""
-        async with self._db.transaction() as session:
-            row = await session.fetch_one(QUERIES["requeue_dead"], (key,))
-            if row is None:
-                return False
-            order_id, kind, retries, error = row
-            body = {"action": "retry", "key": key, "kind": kind, "retry": retries,
-                    "last_error": error, "by": who, "from": address,
-                    "at": format_time(datetime.now(UTC))}  # fmt: skip
-            raw = msgspec.json.encode(body)
-            event = NewEvent(
-                provider="hookledger",
-                event_id=f"operator.retry:{key}:{retries}",
-                stream=ORDER_STREAM_PREFIX + order_id,
-                type="operator.retried",
-                payload_json=raw,
-                raw=raw,
-                metadata={"by": who, "from": address},
-            )
-            await write(session, [event])
-            await session.execute(ACTIONS["notify_enqueued"])
-        log.info("operator retried a dead letter",
-                 extra={"key": key[:200], "by": who, "from": address})  # fmt: skip
-        return True
+        """Queue a dead action again, recorded in the ledger (who, from where);
+        False if it is not dead."""
+        return await retry_dead_letter(self._db, key, who, address)
 
     async def retry_all(self, kind: str, who: str, address: str) -> int:
-        """Retry every dead letter (of ``kind``, or all) in the background, each
-        recorded as ``retry`` records one; the console job that follows it."""
+        """Queue the retry of every dead letter (of ``kind``, or all) for the
+        background process, each recorded as ``retry`` records one; the job's id."""
         keys = [d["key"] for d in await self.dead_letters()
                 if d["retriable"] and (not kind or d["kind"] == kind)]  # fmt: skip
         what = f"retry {len(keys)} dead letter{'s' if len(keys) != 1 else ''}" + (
             f" of kind {kind}" if kind else ""
         )
-        row = await self._db.fetch_one(QUERIES["start_job"], (what, who, len(keys)))
+        params = msgspec.json.encode({"keys": keys, "from": address}).decode()
+        row = await self._db.fetch_one(QUERIES["queue_job"],
+                                       (what, who, len(keys), "retry", params))  # fmt: skip
         assert row is not None  # INSERT ... RETURNING
-        job = int(row[0])
-        task = asyncio.create_task(self._retry_each(job, keys, who, address),
-                                   name=f"console-job-{job}")  # fmt: skip
-        self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
-        return job
-
-    async def _retry_each(self, job: int, keys: list[str], who: str, address: str) -> None:
-        done = failed = 0
-        for n, key in enumerate(keys, start=1):
-            try:
-                if await self.retry(key, who, address):
-                    done += 1
-                else:
-                    failed += 1  # retried meanwhile by someone else, or not dead any more
-            except HookledgerError as exc:
-                failed += 1
-                log.warning("a dead letter could not be retried",
-                            extra={"key": key[:200], "error": exc.detail})  # fmt: skip
-            if n % 20 == 0 or n == len(keys):
-                await self._db.fetch_all(QUERIES["job_progress"],
-                                         (done, failed, n == len(keys), job))  # fmt: skip
-        if not keys:
-            await self._db.fetch_all(QUERIES["job_progress"],
-                                     (0, 0, True, job))  # fmt: skip
+        return int(row[0])
 
     async def replays(self) -> dict[str, Any]:
         """Every consumer's position and lag (the projections, the policy, the
@@ -192,12 +143,13 @@ class ConsoleReads:
         }  # fmt: skip
 
     async def start_replay(self, who: str, address: str) -> int:
-        """Rebuild every projection in the background (as `hookledger replay
-        --all`); the console job that follows it. Recorded in the ledger first."""
+        """Queue a rebuild of every projection (as `hookledger replay --all`)
+        for the background process, recorded in the ledger first; the job's id."""
         head = await self._db.fetch_one(QUERIES["overview"])
         total = int(head[2]) if head else 0
-        row = await self._db.fetch_one(QUERIES["start_job"], ("replay of every projection", who,
-                                                              total))  # fmt: skip
+        params = msgspec.json.encode({"from": address}).decode()
+        row = await self._db.fetch_one(QUERIES["queue_job"], ("replay of every projection", who,
+                                                              total, "replay", params))  # fmt: skip
         assert row is not None  # INSERT ... RETURNING
         job = int(row[0])
         raw = msgspec.json.encode({"action": "replay", "projections": sorted(PROJECTIONS),
@@ -207,27 +159,7 @@ class ConsoleReads:
                                         stream="operators", type="operator.replayed",
                                         payload_json=raw, raw=raw,
                                         metadata={"by": who, "from": address})])  # fmt: skip
-        task = asyncio.create_task(self._replay(job), name=f"console-job-{job}")
-        self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
         return job
-
-    async def _replay(self, job: int) -> None:
-        progress = _JobProgress(self._db, job)
-        try:
-            # In this process (one partition): the intake keeps its other core.
-            report = await replay(self._db, list(PROJECTIONS.values()), progress, parts=1)
-        except HookledgerError as exc:
-            log.error("console replay failed", extra={"job": job, "error": exc.detail})
-            await self._db.fetch_all(QUERIES["rename_job"],
-                                     (f"replay of every projection: failed: {exc.detail}"[:500],
-                                      job))  # fmt: skip
-            await progress.finish(failed=True)
-            return
-        what = (f"replay of every projection: {report.events:,} events, {report.orders:,} "
-                f"orders in {report.seconds:.1f} s")  # fmt: skip
-        await self._db.fetch_all(QUERIES["rename_job"], (what, job))
-        await progress.finish()
 
     async def job(self, job: int) -> dict[str, Any] | None:
         """A console job's progress."""
@@ -289,38 +221,6 @@ class ConsoleReads:
         except ChainBroken as exc:
             return [event_view(e) for e in events], f"BROKEN at version {exc.version}: {exc.reason}"
         return [event_view(e) for e in events], "intact"
-
-
-class _JobProgress:
-    """A replay's progress, written to its console job now and then."""
-
-    def __init__(self, db: Database, job: int) -> None:
-        self._db = db
-        self._job = job
-        self._done = 0
-        self._written = 0.0
-        self._pending: set[asyncio.Task[Any]] = set()
-
-    def advance(self, count: int) -> None:
-        self._done += count
-        now = time.monotonic()
-        if now - self._written >= 1.0:  # at most once a second
-            self._written = now
-            task = asyncio.create_task(self._write(False))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-    async def finish(self, *, failed: bool = False) -> None:
-        await asyncio.gather(*self._pending, return_exceptions=True)
-        await self._write(True, failed=failed)
-
-    async def _write(self, finished: bool, *, failed: bool = False) -> None:
-        try:
-            params = (self._done, 1 if failed else 0, finished, self._job)
-            await self._db.fetch_all(QUERIES["job_progress"], params)
-        except HookledgerError as exc:  # only the page's figure is late
-            log.warning("console job progress not written",
-                        extra={"job": self._job, "error": exc.detail})  # fmt: skip
 
 
 def successor(prefix: str) -> str | None:
