@@ -58,6 +58,15 @@ class Gauge(msgspec.Struct, frozen=True):
     value: float
 
 
+# Counts by (minute's start in Unix seconds, provider, outcome or reason).
+MinuteTally = dict[tuple[int, str, str], int]
+
+
+def _by_minute(tally: MinuteTally, provider: str, label: str) -> None:
+    key = (int(time.time()) // 60 * 60, provider, label)
+    tally[key] = tally.get(key, 0) + 1
+
+
 class Metrics:
     """One registry per service, so tests and several apps in one process don't clash.
 
@@ -68,8 +77,8 @@ class Metrics:
 
     def __init__(self, *, multiprocess: bool = False) -> None:
         self.multiprocess = multiprocess
-        self.rejections_by_minute: dict[tuple[int, str, str], int] = {}
-        self.deliveries_by_minute: dict[tuple[int, str, str], int] = {}
+        self.rejections_by_minute: MinuteTally = {}
+        self.deliveries_by_minute: MinuteTally = {}
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
             "hookledger_webhooks",
@@ -170,7 +179,7 @@ class Metrics:
     def accepted(self, provider: str, delivery: str, events: Iterable[str]) -> None:
         """Count a verified delivery by its outcome, and each of its events by theirs."""
         _series(self._deliveries, self.webhooks, provider, delivery).inc()
-        self._by_minute(provider, delivery)
+        _by_minute(self.deliveries_by_minute, provider, delivery)
         for kind in events:
             _series(self._events, self.webhook_events, provider, kind).inc()
 
@@ -205,28 +214,19 @@ class Metrics:
     def refused(self, provider: str, exc: HookledgerError) -> None:
         """Count a refused delivery under its error code (and why, for a signature)."""
         self.webhooks.labels(provider, exc.code).inc()
-        self._by_minute(provider, exc.code)
+        _by_minute(self.deliveries_by_minute, provider, exc.code)
         if isinstance(exc, SignatureRejected):
             reason = reason_of(exc)
             self.signature_rejections.labels(provider, reason).inc()
-            # By minute, for the console's trouble page (written by the
-            # composition root every few seconds).
-            minute = int(time.time()) // 60 * 60
-            key = (minute, provider, reason)
-            self.rejections_by_minute[key] = self.rejections_by_minute.get(key, 0) + 1
+            _by_minute(self.rejections_by_minute, provider, reason)
 
-    def _by_minute(self, provider: str, outcome: str) -> None:
-        key = (int(time.time()) // 60 * 60, provider, outcome)
-        self.deliveries_by_minute[key] = self.deliveries_by_minute.get(key, 0) + 1
-
-    def take_rejections(self) -> dict[tuple[int, str, str], int]:
-        """The signature rejections tallied since the last call."""
-        taken, self.rejections_by_minute = self.rejections_by_minute, {}
-        return taken
-
-    def take_deliveries(self) -> dict[tuple[int, str, str], int]:
-        """The deliveries tallied by minute, provider and outcome since the last call."""
-        taken, self.deliveries_by_minute = self.deliveries_by_minute, {}
+    def take_by_minute(self) -> tuple[MinuteTally, MinuteTally]:
+        """The signature rejections (by minute, provider and reason) and the
+        deliveries (by minute, provider and outcome) tallied since the last
+        call, for the console (the composition root writes them every few
+        seconds)."""
+        taken = self.rejections_by_minute, self.deliveries_by_minute
+        self.rejections_by_minute, self.deliveries_by_minute = {}, {}
         return taken
 
     def observe_batch(self, size: int, seconds: float) -> None:

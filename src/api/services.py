@@ -81,9 +81,9 @@ class Services:
     # A one-time sign-in link's token redeemed (True once, if valid).
     redeem_link: Callable[[str], Awaitable[bool]] | None = None
     retry_dead_letter: Callable[[str, str, str], Awaitable[bool]] | None = None
-    # Every dead letter of a kind (or all) retried in the background (kind, who,
-    # from where) -> the job's id; a job's progress.
-    retry_all: Callable[[str, str, str], Awaitable[int]] | None = None
+    # Dead letters (the keys of those of a kind, or all) retried in the
+    # background (keys, kind, who, from where) -> the job's id; a job's progress.
+    retry_all: Callable[[list[str], str, str, str], Awaitable[int]] | None = None
     console_job: Callable[[int], Awaitable[dict[str, Any] | None]] | None = None
     # The consumers' lags and the latest replays; a replay started (who, from
     # where) -> its job's id.

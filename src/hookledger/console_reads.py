@@ -118,11 +118,9 @@ class ConsoleReads:
         False if it is not dead."""
         return await retry_dead_letter(self._db, key, who, address)
 
-    async def retry_all(self, kind: str, who: str, address: str) -> int:
-        """Queue the retry of every dead letter (of ``kind``, or all) for the
-        background process, each recorded as ``retry`` records one; the job's id."""
-        keys = [d["key"] for d in await self.dead_letters()
-                if d["retriable"] and (not kind or d["kind"] == kind)]  # fmt: skip
+    async def retry_all(self, keys: list[str], kind: str, who: str, address: str) -> int:
+        """Queue the retry of these dead letters (those of ``kind``, or all) for
+        the background process, each recorded as ``retry`` records one; the job's id."""
         what = f"retry {len(keys)} dead letter{'s' if len(keys) != 1 else ''}" + (
             f" of kind {kind}" if kind else ""
         )

@@ -53,8 +53,9 @@ log = logging.getLogger("hookledger")
 
 SENDGRID_API_KEY = "HOOKLEDGER_SENDGRID_API_KEY"
 AUTHORIZENET_TRANSACTION_KEY = "HOOKLEDGER_AUTHORIZENET_TRANSACTION_KEY"
-# How often an intake process adds its tally of refused signatures to the database.
-REJECTIONS_EVERY_SECONDS = 5.0
+# How often an intake process adds its tallies (deliveries, refused signatures)
+# to the database.
+TALLIES_EVERY_SECONDS = 5.0
 
 
 def build_services(
@@ -138,9 +139,7 @@ def build_services(
             name="selftest-metrics",
         )
         running.push_async_callback(_cancelled, refresh)
-        tally = asyncio.create_task(
-            _keep_adding_rejections(metrics, console), name="signature-rejections"
-        )
+        tally = asyncio.create_task(_keep_adding_tallies(metrics, console), name="console-tallies")
         running.push_async_callback(_cancelled, tally)
         # Everything made so far lives as long as the process: keep the garbage
         # collector from scanning it again and again on the hot path (its full
@@ -173,13 +172,13 @@ def build_services(
     return services
 
 
-async def _keep_adding_rejections(metrics: Metrics, console: ConsoleReads) -> None:
+async def _keep_adding_tallies(metrics: Metrics, console: ConsoleReads) -> None:
     """Every few seconds, this process's deliveries and refused signatures by
     minute into the database, for the console's overview and trouble page (a
     lost write loses only counts, which /metrics still has)."""
     while True:
-        await asyncio.sleep(REJECTIONS_EVERY_SECONDS)
-        rejections, deliveries = metrics.take_rejections(), metrics.take_deliveries()
+        await asyncio.sleep(TALLIES_EVERY_SECONDS)
+        rejections, deliveries = metrics.take_by_minute()
         try:
             await console.add_counts(rejections, deliveries)
         except HookledgerError as exc:

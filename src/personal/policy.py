@@ -47,7 +47,7 @@ class Retention(msgspec.Struct, frozen=True, order=True):
 
     @property
     def label(self) -> str:
-        return f"{int(self.keep.total_seconds())}s:{self.anchor}"
+        return f"{self.seconds}s:{self.anchor}"
 
     @classmethod
     def from_label(cls, label: str) -> Retention:

@@ -32,7 +32,7 @@ async def job_row(db: Database, job: int) -> tuple[int, int, int, bool]:
 async def test_a_queued_retry_waits_for_the_runner_then_runs_to_its_end(db: Database) -> None:
     keys = [f"refund:job-{n}" for n in range(45)]
     await dead_letters(db, keys)
-    job = await ConsoleReads(db).retry_all("refund", "operator token x", "10.0.0.7")
+    job = await ConsoleReads(db).retry_all(keys, "refund", "operator token x", "10.0.0.7")
     assert await job_row(db, job) == (45, 0, 0, False)  # queued: nothing done by the request
 
     assert await ConsoleJobs(db).run_next()
@@ -49,7 +49,7 @@ async def test_a_job_whose_runner_died_is_taken_again_and_retries_nothing_twice(
 ) -> None:
     keys = [f"refund:again-{n}" for n in range(3)]
     await dead_letters(db, keys)
-    job = await ConsoleReads(db).retry_all("refund", "operator token x", "10.0.0.7")
+    job = await ConsoleReads(db).retry_all(keys, "refund", "operator token x", "10.0.0.7")
     # A runner took it, retried the first dead letter, and died.
     await db.fetch_all("UPDATE console_jobs SET picked_at = now(), done = 1 WHERE id = %s"
                        " RETURNING 1", (job,))  # fmt: skip

@@ -283,13 +283,18 @@ async def dead_letters(request: AnyRequest) -> Template | Redirect:
     kinds = sorted({letter["kind"] for letter in letters})
     kind = request.query_params.get("kind", "")
     matching = [letter for letter in letters if not kind or letter["kind"] == kind]
-    retriable = sum(1 for letter in matching if letter["retriable"])
+    retriable = len(_retriable(matching, kind))
     done = request.query_params.get("done", "")[:300]
     # After a long outage there may be thousands: the oldest are listed, and
     # "retry all" still takes every one that matches.
     return _page("dead_letters.html", {"viewer": viewer, "letters": matching[:LISTED],
                                        "matching": len(matching), "kinds": kinds, "kind": kind,
                                        "done": done, "retriable": retriable})  # fmt: skip
+
+
+def _retriable(letters: list[dict[str, Any]], kind: str) -> list[str]:
+    """The keys of the dead letters of ``kind`` (or of any) an operator can retry."""
+    return [d["key"] for d in letters if d["retriable"] and (not kind or d["kind"] == kind)]
 
 
 @post("/console/dead-letters/retry", status_code=303)
@@ -345,12 +350,11 @@ async def retry_all(request: AnyRequest) -> Template | Redirect:
     if services.dead_letters is None or services.retry_all is None:
         raise NotFound("no dead letters here")
     kind = str(form.get("kind") or "")[:200]
+    keys = _retriable(await services.dead_letters(), kind)
     if form.get("confirm") != "yes":  # first, how many it would touch
-        count = sum(1 for d in await services.dead_letters()
-                    if d["retriable"] and (not kind or d["kind"] == kind))  # fmt: skip
-        return _page("confirm.html", {"viewer": viewer, "count": count, "kind": kind})
+        return _page("confirm.html", {"viewer": viewer, "count": len(keys), "kind": kind})
     address = request.client.host if request.client else "unknown"
-    job_id = await services.retry_all(kind, viewer.who, address)
+    job_id = await services.retry_all(keys, kind, viewer.who, address)
     return Redirect(f"/console/jobs/{job_id}", status_code=303, headers=HEADERS)
 
 
