@@ -449,3 +449,24 @@ def test_the_auditor_reads_what_each_operator_did_and_from_where(
     assert "reason: asked by phone" in erasure and "ops.person@example.com" not in shown
     assert "operator token " in retry and "127.0.0.1" in retry
     assert 'href="/console/orders/c-ops"' in erasure
+
+
+def test_behind_a_trusted_proxy_the_ledger_records_the_operators_address_not_the_proxys(
+    database_url: str,
+) -> None:
+    settings = {"HOOKLEDGER_OPERATOR_TOKENS": OPERATOR, "HOOKLEDGER_TRUSTED_PROXIES": "1"}
+    server = ServerProcess(database_url, env=settings).start()
+    try:
+        dead_letter(database_url, "refund:behind-proxy")
+        with signed_in(server, OPERATOR) as client:
+            csrf = csrf_of(client.get("/console").text)
+            retried = client.post("/console/dead-letters/retry",
+                                  data={"csrf": csrf, "key": "refund:behind-proxy"},
+                                  headers={"X-Forwarded-For": "198.51.100.7"})  # fmt: skip
+            assert retried.status_code == 303
+    finally:
+        server.stop()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT payload->>'from' FROM events"
+                           " WHERE type = 'operator.retried'").fetchone()  # fmt: skip
+    assert row is not None and row[0] == "198.51.100.7"

@@ -34,6 +34,7 @@ from api.console.session import (
     still_granted,
     unseal,
 )
+from api.rate_limit import source_address
 from api.rejections import Forbidden, NotFound
 from api.routes.proofs import evidence_of
 from api.services import Services
@@ -103,6 +104,14 @@ async def _operator_form(request: AnyRequest, doing: str) -> tuple[Session, Any]
     if not viewer.may_act:
         raise Forbidden(f"an auditor reads; only an operator may {doing}")
     return viewer, form
+
+
+def _address(request: AnyRequest) -> str:
+    """Where an operator's action came from, as the ledger records it: behind
+    HOOKLEDGER_TRUSTED_PROXIES proxies (Cloud Run: 1), the address the outermost
+    trusted one forwarded, not the proxy's own."""
+    client = request.client.host if request.client else None
+    return source_address(client, request.headers, _services(request).trusted_proxies)
 
 
 def _page(name: str, context: dict[str, Any], status: int = 200) -> Template:
@@ -262,7 +271,7 @@ async def erase(request: AnyRequest, order_id: FromPath[str]) -> Template | Redi
         return _page("erase.html", {"viewer": viewer, "order_id": order_id, "reason": reason,
                                     "held": _held(events), "preview": preview},
                      status=200 if reason else 400)  # fmt: skip
-    address = request.client.host if request.client else "unknown"
+    address = _address(request)
     answer = await services.erase(order_id, None, reason, viewer.who, f"console from {address}")
     erased = sum(item["values"] for item in answer["subjects"] if item["event_id"])
     said = "nothing was left to erase"
@@ -307,7 +316,7 @@ async def retry(request: AnyRequest) -> Redirect:
     key = str(form.get("key") or "")[:500]
     if services.retry_dead_letter is None or "\x00" in key:
         raise NotFound(f"no dead letter {key!r}")
-    address = request.client.host if request.client else "unknown"
+    address = _address(request)
     if not await services.retry_dead_letter(key, viewer.who, address):
         raise NotFound(f"no dead letter {key!r} (retried already, or never dead)")
     done = quote(f"{key} queued again; recorded in the ledger as retried by {viewer.who}")
@@ -353,7 +362,7 @@ async def retry_all(request: AnyRequest) -> Template | Redirect:
     keys = _retriable(await services.dead_letters(), kind)
     if form.get("confirm") != "yes":  # first, how many it would touch
         return _page("confirm.html", {"viewer": viewer, "count": len(keys), "kind": kind})
-    address = request.client.host if request.client else "unknown"
+    address = _address(request)
     job_id = await services.retry_all(keys, kind, viewer.who, address)
     return Redirect(f"/console/jobs/{job_id}", status_code=303, headers=HEADERS)
 
@@ -390,7 +399,7 @@ async def start_replay(request: AnyRequest) -> Redirect:
     services = _services(request)
     if services.start_replay is None:
         raise NotFound("no replay here")
-    address = request.client.host if request.client else "unknown"
+    address = _address(request)
     job_id = await services.start_replay(viewer.who, address)
     return Redirect(f"/console/jobs/{job_id}", status_code=303, headers=HEADERS)
 
