@@ -34,8 +34,9 @@ import msgspec
 
 from benchmarks.databases import DEFAULT_SERVER, scratch_database
 from benchmarks.ingest.load import WrkResult, parse_wrk_output
-from benchmarks.ingest.requests import POST_PURCHASE_SECRET, VERIFF_SECRET, write_request_files
-from benchmarks.ingest.server import free_port
+from benchmarks.ingest.requests import write_request_files
+from benchmarks.ingest.server import Server
+from benchmarks.ingest.trees import this_tree
 from benchmarks.replay import fill
 from benchmarks.tree import build_by_consumer
 from events.appender import write
@@ -113,25 +114,6 @@ def operator_retries(count: int) -> list[NewEvent]:
     return events
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HOOKLEDGER_DATABASE_URL": url, "HOOKLEDGER_OPERATOR_TOKENS": TOKEN,
-           "HOOKLEDGER_POST_PURCHASE_SECRET": POST_PURCHASE_SECRET,
-           "HOOKLEDGER_VERIFF_SECRET": VERIFF_SECRET,
-           "HOOKLEDGER_LOG_LEVEL": "WARNING"}  # fmt: skip
-    command = [sys.executable, "-m", "hookledger.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise SystemExit(f"the server did not start; see {log}")
-
-
 def start_intake(wrk: str, port: int, prefix: Path, rate: float) -> subprocess.Popen[str]:
     """wrk posting the pre-signed deliveries at ``rate`` a second until interrupted."""
     command = [wrk, "-t", str(WRK_THREADS), "-c", str(CONNECTIONS), "-d", "3600s",
@@ -197,13 +179,17 @@ def main() -> None:
         written = asyncio.run(fill(url, args.events, orders_wanted=args.orders, start=start))
         events, orders = asyncio.run(rebuild(url, written))
         print(f"ledger: {events:,} events, {orders:,} orders")
-        port = free_port()
-        log = Path(tempfile.gettempdir()) / f"hookledger-bench-console-{port}.log"
+        log = Path(tempfile.gettempdir()) / f"hookledger-bench-console-{os.getpid()}.log"
+        # `hookledger serve` as a newcomer starts it (the background in a
+        # process of its own), as benchmarks.ingest --serve-default does.
+        server = Server(url, 1, True, log, this_tree(), default_shape=True)
+        server.env.update({"HOOKLEDGER_OPERATOR_TOKENS": TOKEN, "HOOKLEDGER_LOG_LEVEL": "WARNING"})
+        port = server.port
         # Signed now: the server refuses Standard Webhooks timestamps over 5 minutes old.
         prefix = Path(scratch) / "deliveries"
         planned = args.rate * (args.samples * len(PAGES) * 0.03 + WARM_UP + 30)
         write_request_files(prefix, f"127.0.0.1:{port}", int(planned), WRK_THREADS)
-        server = serve(url, port, log)
+        server.start()
         base = f"http://127.0.0.1:{port}"
         loader = start_intake(wrk, port, prefix, args.rate)
         try:
@@ -211,8 +197,7 @@ def main() -> None:
             timings = measure(base, orders, args.samples)
         finally:
             load = stop_intake(loader)
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
         report(timings, load)
 
 
