@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import io
 import json
 import logging
@@ -824,10 +825,11 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
     from events.appender import Appender
+    from hookledger.console_jobs import retry_dead_letter
     from hookledger.logs import configure
     from hookledger.personal_data import personal_cutter
     from hookledger.wiring import action_settings
-    from scheduler.actions.queue import action_state, requeue
+    from scheduler.actions.queue import action_state
     from scheduler.actions.worker import ActionWorker
 
     if args.now and settings.safe_mode:
@@ -840,7 +842,8 @@ def _retry_dead_letter(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def run(db: Database) -> int:
-        if not await requeue(db, args.key):
+        # Recorded in the ledger as the console's retries are (who, from where).
+        if not await retry_dead_letter(db, args.key, f"{getpass.getuser()} (cli)", "cli"):
             found = await action_state(db, args.key)
             state = f"it is {found[0]}" if found else "there is no such action"
             print(f"{args.key}: not a dead letter ({state})", file=sys.stderr)
@@ -949,8 +952,6 @@ def _personal_data(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _erase(settings: Settings, args: argparse.Namespace) -> int:
-    import getpass
-
     from api.rejections import NotFound
     from hookledger.erasures import erase_request
 

@@ -34,14 +34,6 @@ WHERE (%s::text[] IS NULL OR o.order_id = ANY(%s::text[]))
 ORDER BY o.order_id COLLATE "C"
 LIMIT %s
 
--- name: requeue_dead
--- scheduler/actions' requeue, answering what the ledger records of it.
-UPDATE actions
-SET state = 'pending', attempts = 0, retries = retries + 1,
-    next_attempt_at = now(), updated_at = now()
-WHERE key = %s AND state = 'dead'
-RETURNING order_id, kind, retries, last_error
-
 -- name: make_link
 INSERT INTO console_links (token_sha256, expires_at)
 VALUES (sha256(convert_to(%s, 'UTF8')), now() + make_interval(secs => %s))

@@ -40,7 +40,7 @@ async def retry_dead_letter(db: Database, key: str, who: str, address: str) -> b
     """Queue a dead action again and record who did it, from where, in the
     order's stream, in one transaction; False if it is not dead."""
     async with db.transaction() as session:
-        row = await session.fetch_one(QUERIES["requeue_dead"], (key,))
+        row = await session.fetch_one(ACTIONS["requeue_dead"], (key,))
         if row is None:
             return False
         order_id, kind, retries, error = row

@@ -331,13 +331,21 @@ async def test_a_requeued_dead_letter_is_picked_up_by_a_running_worker_woken_by_
         retried = await asyncio.to_thread(run_cli, database_url, "dead-letters", "retry", mail.key)
         assert retried.returncode == 0, retried.stderr
         await until(lambda: is_done(db, mail.key))
+        recorded = await db.fetch_all(
+            "SELECT payload->>'key', payload->>'from', payload->>'by' FROM events"
+            " WHERE type = 'operator.retried'"
+        )
+        assert [(k, f) for k, f, _ in recorded] == [(mail.key, "cli")]
+        assert recorded[0][2].endswith(" (cli)")
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
 
-    # The second round's attempts are recorded under their own ids.
+    # The second round's attempts are recorded under their own ids, after the
+    # operator's retry.
     assert [e.event_id for e in await outcomes(db)] == [
         f"action:{mail.key}:dead_lettered",
+        f"operator.retry:{mail.key}:1",
         f"action:{mail.key}:failed:1:retry1",
         f"action:{mail.key}:succeeded",
     ]

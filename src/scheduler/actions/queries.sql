@@ -54,11 +54,13 @@ WHERE state = 'dead'
 ORDER BY updated_at, key
 
 -- name: requeue_dead
+-- A dead action pending again, due now, its attempts counted afresh; what the
+-- ledger records of the retry.
 UPDATE actions
 SET state = 'pending', attempts = 0, retries = retries + 1,
     next_attempt_at = now(), updated_at = now()
 WHERE key = %s AND state = 'dead'
-RETURNING key
+RETURNING order_id, kind, retries, last_error
 
 -- name: action_state
 SELECT state, attempts, last_error FROM actions WHERE key = %s

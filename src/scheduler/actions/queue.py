@@ -75,16 +75,6 @@ async def dead_letters(db: Database) -> list[DeadLetter]:
     return [DeadLetter(*r) for r in await db.fetch_all(QUERIES["dead_letters"])]
 
 
-async def requeue(db: Database, key: str) -> bool:
-    """Put a dead action back to pending, due now, its attempts counted afresh.
-    False if no dead action has that key."""
-    async with db.transaction() as session:
-        if not await session.fetch_all(QUERIES["requeue_dead"], (key,)):
-            return False
-        await session.execute(QUERIES["notify_enqueued"])
-    return True
-
-
 async def seconds_to_next_due(db: Database) -> float | None:
     """How long until the soonest pending action is due (<= 0: due now); None
     when nothing is pending."""
